@@ -1,0 +1,1 @@
+"""Datasets, image loading and the on-disk feature cache."""

@@ -1,0 +1,111 @@
+"""On-disk cache of frozen backbone outputs, so training epochs skip the frozen layers.
+
+Images: the output of the frozen lower blocks, float16 (N, C, h, w).  Texts: token ids, mask and the
+hidden states after the frozen lower layers, float16 (M, L, C).  Each cache file is keyed by the
+backbone settings and a hash of the inputs, written to a temporary name and renamed when complete.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import Cancelled, ImageReadError
+from .images import load_image, to_tensor
+
+log = logging.getLogger(__name__)
+Progress = Callable[[int, int], None]
+
+
+def _key(*parts) -> str:
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _batches(n: int, size: int):
+    for start in range(0, n, size):
+        yield start, min(n, start + size)
+
+
+@torch.no_grad()
+def image_lower_features(backbone, paths: Sequence[Path], cache_dir: Path | None = None, flip: bool = False,
+                         batch_size: int = 32, progress: Progress | None = None,
+                         cancel: threading.Event | None = None) -> np.ndarray:
+    """Lower-block image features for ``paths``, from the cache when present."""
+    backbone.eval()
+    dev = next(backbone.parameters()).device
+    target = None
+    if cache_dir is not None:
+        key = _key(backbone.name, backbone.image_size, backbone.split, flip, [str(p) for p in paths])
+        target = Path(cache_dir) / f"img-{backbone.name}-{backbone.image_size}-{key}.npy"
+        if target.exists():
+            return np.load(target, mmap_mode="r")
+        target.parent.mkdir(parents=True, exist_ok=True)
+    size = backbone.image_size
+
+    def decode(p):
+        try:
+            return to_tensor(load_image(p, min_side=size), size, backbone.normalise, flip)
+        except ImageReadError:
+            log.warning("cannot read %s; using a blank image", p)
+            return torch.zeros(3, size, size)
+
+    out = None
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        spans = list(_batches(len(paths), batch_size))
+        pending = pool.map(lambda s: torch.stack([decode(p) for p in paths[s[0]:s[1]]]), spans)
+        for (a, b), x in zip(spans, pending):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("feature extraction cancelled")
+            h = backbone.lower(x.to(dev)).float().cpu().numpy().astype(np.float16)
+            if out is None:
+                shape = (len(paths),) + h.shape[1:]
+                out = (np.lib.format.open_memmap(str(target) + ".part", "w+", np.float16, shape)
+                       if target is not None else np.zeros(shape, np.float16))
+            out[a:b] = h
+            if progress:
+                progress(b, len(paths))
+    if target is not None:
+        out.flush()
+        del out
+        os.replace(str(target) + ".part", target)
+        return np.load(target, mmap_mode="r")
+    return out
+
+
+@torch.no_grad()
+def text_lower_features(backbone, captions: Sequence[str], cache_dir: Path | None = None, batch_size: int = 256,
+                        progress: Progress | None = None) -> dict[str, np.ndarray]:
+    """Token ids, mask and lower-layer hidden states for ``captions`` (padded to the longest)."""
+    backbone.eval()
+    dev = next(backbone.parameters()).device
+    target = None
+    if cache_dir is not None:
+        key = _key(backbone.name, backbone.max_length, backbone.split, list(captions))
+        target = Path(cache_dir) / f"txt-{backbone.name}-{key}.npz"
+        if target.exists():
+            with np.load(target) as z:
+                return {k: z[k] for k in z.files}
+    enc = backbone.tokenize(list(captions))
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    hidden = np.zeros((len(captions), ids.shape[1], backbone.out_channels), np.float16)
+    for a, b in _batches(len(captions), batch_size):
+        width = int(mask[a:b].sum(1).max())
+        h = backbone.lower(ids[a:b, :width].to(dev), mask[a:b, :width].to(dev))
+        hidden[a:b, :width] = h.float().cpu().numpy()
+        if progress:
+            progress(b, len(captions))
+    out = {"ids": ids.numpy().astype(np.int32), "mask": mask.numpy().astype(bool), "hidden": hidden}
+    if target is not None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = str(target) + ".part.npz"
+        np.savez(tmp, **out)
+        os.replace(tmp, target)
+    return out
