@@ -1,0 +1,91 @@
+"""Device choice and data directories, with environment overrides.
+
+``SFE_DEVICE`` overrides the requested device (``auto``, ``cpu``, ``cuda``, ``cuda:1``);
+``SFE_DATA_DIR`` overrides the per-user data directory; ``SFE_CHECKPOINT`` names the default
+checkpoint directory.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from .errors import SFEError
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "sfe-explorer"
+INDEX_DIR_NAME = ".sfe-index"
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "resources" / "sfe-default"
+
+
+def pick_device(pref: str | None = "auto") -> torch.device:
+    """Return the torch device to run on.
+
+    ``SFE_DEVICE`` (when set and not empty) wins over ``pref``. ``auto`` picks CUDA when available,
+    else CPU. Requesting CUDA on a machine without it raises :class:`SFEError`.
+    """
+    env = os.environ.get("SFE_DEVICE", "").strip()
+    choice = (env or pref or "auto").strip().lower()
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if choice == "cpu":
+        return torch.device("cpu")
+    if choice.startswith("cuda"):
+        if not torch.cuda.is_available():
+            source = "SFE_DEVICE" if env else "device"
+            raise SFEError(f"{source}={choice} was requested but CUDA is not available; use 'cpu' or 'auto'")
+        try:
+            dev = torch.device(choice)
+        except RuntimeError as exc:
+            raise SFEError(f"invalid device '{choice}'") from exc
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise SFEError(f"device {choice} does not exist ({torch.cuda.device_count()} CUDA device(s))")
+        return dev
+    raise SFEError(f"unknown device '{choice}' (choose auto, cpu or cuda)")
+
+
+def data_dir() -> Path:
+    """Per-user data directory (``SFE_DATA_DIR`` overrides the platform default)."""
+    env = os.environ.get("SFE_DATA_DIR", "").strip()
+    if env:
+        return Path(env).expanduser()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / APP_NAME
+
+
+def default_checkpoint() -> Path:
+    """Checkpoint used when none is given: ``SFE_CHECKPOINT`` or the bundled ``resources/sfe-default``."""
+    env = os.environ.get("SFE_CHECKPOINT", "").strip()
+    return Path(env).expanduser() if env else DEFAULT_CHECKPOINT
+
+
+def _writable(directory: Path) -> bool:
+    probe = directory
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return os.access(probe, os.W_OK | os.X_OK)
+
+
+def default_index_dir(photo_dir: str | Path) -> Path:
+    """Index folder of a collection: ``<photo_dir>/.sfe-index``, or a folder under :func:`data_dir`
+    named after the photo folder when that is read-only."""
+    photo_dir = Path(photo_dir).expanduser().resolve()
+    inside = photo_dir / INDEX_DIR_NAME
+    if inside.is_dir() and _writable(inside):
+        return inside
+    if _writable(photo_dir):
+        return inside
+    digest = hashlib.sha1(os.fsencode(str(photo_dir))).hexdigest()[:12]
+    fallback = data_dir() / "collections" / f"{photo_dir.name or 'root'}-{digest}"
+    log.info("photo folder %s is read-only; index kept in %s", photo_dir, fallback)
+    return fallback
