@@ -1,0 +1,93 @@
+"""Fill a model's corpus state (concepts, co-occurrence, memory bank, prototypes) from a training
+corpus, given the frozen lower-layer features of its images and captions."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .corpus import caption_concepts, cooccurrence, mine_concepts, prototypes
+from .sfe import SFEModel
+
+
+def _dev(model: SFEModel) -> torch.device:
+    return model.img_proj.weight.device
+
+
+@torch.no_grad()
+def init_concepts(model: SFEModel, captions: Sequence[str]) -> tuple[list[str], list[list[int]]]:
+    """Mine the concept vocabulary, embed each concept word with the text tower, set the co-occurrence
+    graph. Returns (vocabulary padded to n_concepts, concepts of each caption)."""
+    n = model.cfg.n_concepts
+    vocab = mine_concepts(captions, n)
+    per_caption = caption_concepts(captions, vocab)
+    if not model.cfg.use_patch:
+        return vocab, per_caption
+    emb = torch.zeros(n, model.text.out_channels)
+    if vocab:
+        enc = model.text.tokenize(vocab)
+        mask = enc["attention_mask"].to(_dev(model))
+        h = model.text(enc["input_ids"].to(_dev(model)), mask)
+        m = mask.unsqueeze(-1).float()
+        emb[: len(vocab)] = ((h * m).sum(1) / m.sum(1)).cpu()
+    model.concepts.concept_text = emb.to(_dev(model))
+    model.concepts.adjacency = cooccurrence(per_caption, n).to(_dev(model))
+    return vocab, per_caption
+
+
+@torch.no_grad()
+def base_vectors(model: SFEModel, image_lower, text_lower: dict, batch_size: int = 256):
+    """Base (pre cross-modal cue) Step-1 vectors of every image and caption of the corpus."""
+    dev = _dev(model)
+    concepts = model.concept_embeddings()
+    imgs, txts = [], []
+    for a in range(0, len(image_lower), batch_size):
+        x = torch.as_tensor(np.asarray(image_lower[a:a + batch_size]), device=dev).float()
+        imgs.append(F.normalize(model.img_pool(model.image_local(x, concepts).feats), dim=-1).cpu())
+    ids, mask, hidden = text_lower["ids"], text_lower["mask"], text_lower["hidden"]
+    for a in range(0, len(ids), batch_size):
+        m = torch.as_tensor(mask[a:a + batch_size], device=dev)
+        width = int(m.sum(1).max())
+        h = torch.as_tensor(np.asarray(hidden[a:a + batch_size, :width]), device=dev).float()
+        local = model.text_local(h, m[:, :width], concepts)
+        txts.append(F.normalize(model.txt_pool(local.feats, local.mask), dim=-1).cpu())
+    return torch.cat(imgs), torch.cat(txts)
+
+
+@torch.no_grad()
+def refresh_memory(model: SFEModel, image_lower, text_lower: dict, cap_img: Sequence[int],
+                   cap_concepts: Sequence[Sequence[int]], leave_half_out: bool = False) -> None:
+    """Recompute the memory bank and prototypes with the model's current weights. With
+    ``leave_half_out`` also build two prototype sets from disjoint halves of the images (a sample of
+    half h is enhanced with the prototypes of the other half), so no sample reads its own pair."""
+    was_training = model.training
+    model.eval()
+    img, txt = base_vectors(model, image_lower, text_lower)
+    model.set_memory(img, txt, torch.as_tensor(np.asarray(cap_img)))
+    n = model.cfg.n_concepts
+    model.set_prototypes(*prototypes(img, txt, cap_img, cap_concepts, n))
+    model.train_protos = None
+    if leave_half_out:
+        half = np.arange(len(img)) % 2
+        dev = _dev(model)
+        model.train_protos = [tuple(t.to(dev) for t in prototypes(img, txt, cap_img, cap_concepts, n, half == h))
+                              for h in (0, 1)]
+    model.train(was_training)
+
+
+def build_corpus_state(model: SFEModel, captions: Sequence[str], cap_img: Sequence[int], images: Sequence[str],
+                       image_batches=None, image_lower=None, text_lower: dict | None = None) -> dict:
+    """Set every corpus buffer of ``model`` and return the JSON metadata the checkpoint keeps."""
+    from ..data.features import text_lower_features
+
+    vocab, per_caption = init_concepts(model, captions)
+    if image_lower is None:
+        with torch.no_grad():
+            image_lower = torch.cat([model.image.lower(b.to(_dev(model))).cpu() for b in image_batches]).numpy()
+    if text_lower is None:
+        text_lower = text_lower_features(model.text, captions)
+    refresh_memory(model, image_lower, text_lower, cap_img, per_caption)
+    return {"concepts": vocab, "captions": list(captions), "caption_image": list(map(int, cap_img)),
+            "images": list(images)}

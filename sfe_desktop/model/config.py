@@ -1,0 +1,70 @@
+"""The model's configuration: a frozen dataclass that round-trips through JSON."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+CHECKPOINT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture and switches of an SFE model (or of the plain two-tower baseline).
+
+    Parameters
+    ----------
+    image_backbone, image_size, image_trainable_blocks
+        EfficientNet-Lite variant (``lite0``, ``lite2``, ``tiny``), input size, and how many of its last
+        MBConv blocks (plus the head convolution) are fine-tuned; 0 freezes the whole tower.
+    text_backbone, text_trainable_layers, max_length
+        ``minilm`` or ``tiny``, how many top transformer layers are fine-tuned, token limit.
+    dim
+        Joint embedding size.
+    use_patch, use_instance, use_neighbour, use_step2
+        Step-1 cue levels and the Step-2 re-ranker; all off is the two-tower baseline.
+    """
+
+    image_backbone: str = "lite2"
+    image_size: int = 260
+    image_trainable_blocks: int = 1
+    text_backbone: str = "minilm"
+    text_trainable_layers: int = 2
+    max_length: int = 40
+    dim: int = 256
+    n_concepts: int = 500
+    use_patch: bool = True
+    use_instance: bool = True
+    use_neighbour: bool = True
+    use_step2: bool = True
+    neighbours_k: int = 8
+    instance_top: int = 8
+    rerank_k: int = 20
+    version: int = CHECKPOINT_VERSION
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def is_baseline(self) -> bool:
+        return not (self.use_patch or self.use_instance or self.use_neighbour or self.use_step2)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    def replace(self, **changes) -> "ModelConfig":
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def tiny(cls, **changes) -> "ModelConfig":
+        """A small random-initialised configuration for tests (no backbone packages needed)."""
+        base = dict(image_backbone="tiny", image_size=64, image_trainable_blocks=1, text_backbone="tiny",
+                    text_trainable_layers=1, max_length=16, dim=32, n_concepts=40, neighbours_k=4,
+                    instance_top=4, rerank_k=10)
+        base.update(changes)
+        return cls(**base)

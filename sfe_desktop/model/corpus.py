@@ -1,0 +1,84 @@
+"""Corpus statistics built from the training split: concept vocabulary, co-occurrence graph,
+cross-modal prototypes and the memory bank."""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+_WORDS = re.compile(r"[a-z]+")
+STOPWORDS = set("""
+a an the and or but of in on at to for from with without by as is are was were be been being it its this that these
+those there here their they them he she his her him we you your our i me my mine some any all each every one two three
+four five six seven eight nine ten many several other another into onto over under up down out off near next while
+who whom whose which what where when how than then so very too also just only not no yes do does did doing has have
+had having can could will would should may might must shall about above below behind between beside around through
+across along against toward towards after before during until upon within outside inside like such more most much
+few little lot lots s t re ll ve d m o y
+""".split())
+
+
+def words(text: str) -> list[str]:
+    return _WORDS.findall(text.lower())
+
+
+def mine_concepts(captions: Sequence[str], k: int, min_count: int = 2) -> list[str]:
+    """The ``k`` most frequent content words of the captions (stop words and short words removed)."""
+    counts = Counter(w for c in captions for w in set(words(c)) if len(w) > 2 and w not in STOPWORDS)
+    return [w for w, n in counts.most_common(k) if n >= min_count]
+
+
+def caption_concepts(captions: Sequence[str], vocab: Sequence[str]) -> list[list[int]]:
+    index = {w: i for i, w in enumerate(vocab)}
+    return [sorted({index[w] for w in words(c) if w in index}) for c in captions]
+
+
+def cooccurrence(concepts_per_caption: Sequence[Sequence[int]], n: int) -> torch.Tensor:
+    """Symmetrically normalised co-occurrence adjacency D^-1/2 (C + I) D^-1/2 of ``n`` concepts."""
+    c = np.zeros((n, n), np.float64)
+    for ids in concepts_per_caption:
+        if len(ids) > 1:
+            idx = np.asarray(ids)
+            c[np.ix_(idx, idx)] += 1.0
+    np.fill_diagonal(c, 0.0)
+    c += np.eye(n) * max(1.0, c.max() / 10)
+    d = 1.0 / np.sqrt(c.sum(1))
+    return torch.from_numpy((c * d[:, None] * d[None, :]).astype(np.float32))
+
+
+def prototypes(img_vecs: torch.Tensor, txt_vecs: torch.Tensor, cap_img: Sequence[int],
+               cap_concepts: Sequence[Sequence[int]], n: int, use_image: np.ndarray | None = None):
+    """Visual and textual prototype of each concept: the mean vector of the training images whose
+    captions name it, and of the captions that name it. ``use_image`` (bool per image) restricts the
+    members (leave-half-out while training). Returns (proto_img, proto_txt, valid)."""
+    d = img_vecs.shape[1]
+    p_img, p_txt = torch.zeros(n, d), torch.zeros(n, d)
+    n_img, n_txt = torch.zeros(n), torch.zeros(n)
+    img_concepts: dict[int, set[int]] = {}
+    rows, cols = [], []
+    for j, (i, ids) in enumerate(zip(cap_img, cap_concepts)):
+        if use_image is not None and not use_image[i]:
+            continue
+        img_concepts.setdefault(i, set()).update(ids)
+        for k in ids:
+            rows.append(k)
+            cols.append(j)
+    if rows:
+        r, cidx = torch.tensor(rows), torch.tensor(cols)
+        p_txt.index_add_(0, r, txt_vecs[cidx].float())
+        n_txt.index_add_(0, r, torch.ones(len(rows)))
+    irows, icols = [], []
+    for i, ids in img_concepts.items():
+        for k in ids:
+            irows.append(k)
+            icols.append(i)
+    if irows:
+        r, iidx = torch.tensor(irows), torch.tensor(icols)
+        p_img.index_add_(0, r, img_vecs[iidx].float())
+        n_img.index_add_(0, r, torch.ones(len(irows)))
+    valid = (n_img > 0) & (n_txt > 0)
+    return F.normalize(p_img, dim=-1), F.normalize(p_txt, dim=-1), valid

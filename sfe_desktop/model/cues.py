@@ -1,0 +1,117 @@
+"""Step-1 cue modules (external semantic cues) and pooling.
+
+* :class:`ConceptCue` - patch-level: every patch / word attends over co-occurrence-propagated concept
+  embeddings and adds what it finds through a gate.
+* :class:`InstanceCue` - instance-level, cross-modal: a global vector activates the concepts whose
+  same-modality prototypes it resembles and borrows their prototypes in the other modality.
+* :class:`NeighbourCue` - neighbour-level, cross-modal: a global vector finds its nearest corpus items
+  in its own modality and borrows their paired items in the other modality.
+Each returns its attention weights so explanations are plain data.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def masked_softmax(logits: torch.Tensor, mask: torch.Tensor | None, dim: int = -1) -> torch.Tensor:
+    if mask is not None:
+        logits = logits.masked_fill(~mask, torch.finfo(logits.dtype).min)
+    return torch.softmax(logits, dim=dim)
+
+
+class ConceptGraph(nn.Module):
+    """Concept embeddings in the joint space, propagated over the corpus co-occurrence graph."""
+
+    def __init__(self, n_concepts: int, text_channels: int, dim: int):
+        super().__init__()
+        self.register_buffer("concept_text", torch.zeros(n_concepts, text_channels))
+        self.register_buffer("adjacency", torch.eye(n_concepts))
+        self.proj = nn.Linear(text_channels, dim)
+        self.gcn = nn.Linear(dim, dim)
+
+    def forward(self) -> torch.Tensor:
+        e = self.proj(self.concept_text)
+        return e + F.relu(self.gcn(self.adjacency @ e))
+
+
+class ConceptCue(nn.Module):
+    """Patch/word-level attention over concepts with a gated residual."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.query = nn.Linear(dim, dim)
+        self.gate = nn.Linear(2 * dim, dim)
+        self.log_scale = nn.Parameter(torch.tensor(2.3))  # exp -> ~10
+
+    def forward(self, x: torch.Tensor, concepts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        q = F.normalize(self.query(x), dim=-1)
+        attn = torch.softmax(self.log_scale.exp() * q @ F.normalize(concepts, dim=-1).t(), dim=-1)
+        ctx = attn @ concepts
+        g = torch.sigmoid(self.gate(torch.cat([x, ctx], dim=-1)))
+        return x + g * ctx, attn
+
+
+class AttentionPool(nn.Module):
+    """Global vector = projection of [attention pooling ; max pooling] over local features."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.score = nn.Linear(dim, 1)
+        self.out = nn.Linear(2 * dim, dim)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        w = masked_softmax(self.score(x).squeeze(-1), mask)
+        att = (w.unsqueeze(-1) * x).sum(1)
+        xm = x if mask is None else x.masked_fill(~mask.unsqueeze(-1), -1e4)
+        return self.out(torch.cat([att, xm.max(1).values], dim=-1))
+
+
+def topk_attention(sim: torch.Tensor, k: int, scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax over the ``k`` largest entries of each row of ``sim``: (weights, indices)."""
+    k = min(k, sim.shape[-1])
+    val, idx = sim.topk(k, dim=-1)
+    return torch.softmax(scale * val, dim=-1), idx
+
+
+class InstanceCue(nn.Module):
+    """Instance-level cross-modal prototypes: same-modality similarity picks concepts, the other
+    modality's prototypes of those concepts are borrowed."""
+
+    def __init__(self, dim: int, top: int):
+        super().__init__()
+        self.top = top
+        self.log_scale = nn.Parameter(torch.tensor(2.3))
+        self.out = nn.Linear(dim, dim)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, g: torch.Tensor, own_protos: torch.Tensor, other_protos: torch.Tensor,
+                valid: torch.Tensor | None = None):
+        sim = F.normalize(g, dim=-1) @ F.normalize(own_protos, dim=-1).t()
+        if valid is not None:
+            sim = sim.masked_fill(~valid, -2.0)
+        w, idx = topk_attention(sim, self.top, self.log_scale.exp())
+        ctx = (w.unsqueeze(-1) * other_protos[idx]).sum(1)
+        return self.out(ctx), w, idx
+
+
+class NeighbourCue(nn.Module):
+    """Neighbour-level cross-modal memory: k nearest corpus items of the same modality lend their
+    partners in the other modality. ``exclude`` masks (B, M) entries a sample must not read."""
+
+    def __init__(self, dim: int, k: int):
+        super().__init__()
+        self.k = k
+        self.log_scale = nn.Parameter(torch.tensor(2.3))
+        self.out = nn.Linear(dim, dim)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, g: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                exclude: torch.Tensor | None = None):
+        sim = F.normalize(g, dim=-1) @ keys.t()
+        if exclude is not None:
+            sim = sim.masked_fill(exclude, -2.0)
+        w, idx = topk_attention(sim, self.k, self.log_scale.exp())
+        ctx = (w.unsqueeze(-1) * values[idx]).sum(1)
+        return self.out(ctx), w, idx

@@ -1,0 +1,240 @@
+"""The loaded model on a device: the one object the index, search, CLI and GUI use.
+
+See docs/architecture.md for the contract (ImageFeatures, TextFeatures, explanation schema)."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import CheckpointError
+from .checkpoint import checkpoint_id, load_checkpoint
+from .config import ModelConfig
+from .sfe import SFEModel
+
+log = logging.getLogger(__name__)
+
+
+def default_checkpoint() -> Path:
+    from ..config import DEFAULT_CHECKPOINT
+
+    return Path(os.environ.get("SFE_CHECKPOINT") or DEFAULT_CHECKPOINT)
+
+
+def _pick_device(pref: str) -> torch.device:
+    from ..config import pick_device
+
+    return pick_device(pref)
+
+
+@dataclass
+class ImageFeatures:
+    global_: np.ndarray   # (B, d) float32, L2-normalised Step-1 vectors
+    patches: np.ndarray   # (B, N, d) float16 enhanced patch features
+
+    def __len__(self) -> int:
+        return len(self.global_)
+
+    def __getitem__(self, idx) -> "ImageFeatures":
+        if isinstance(idx, int):
+            idx = [idx]
+        return ImageFeatures(self.global_[idx], self.patches[idx])
+
+
+@dataclass
+class TextFeatures:
+    global_: np.ndarray   # (B, d) float32
+    words: np.ndarray     # (B, L, d) float16
+    mask: np.ndarray      # (B, L) bool
+    tokens: list
+    texts: list
+
+    def __len__(self) -> int:
+        return len(self.global_)
+
+    def __getitem__(self, idx) -> "TextFeatures":
+        if isinstance(idx, int):
+            idx = [idx]
+        rows = np.arange(len(self))[idx]
+        return TextFeatures(self.global_[rows], self.words[rows], self.mask[rows],
+                            [self.tokens[i] for i in rows], [self.texts[i] for i in rows])
+
+
+def merge_wordpieces(tokens: Sequence[str], rows: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Join WordPiece tokens (``##`` continuations) into words and average their attention rows;
+    special tokens are dropped. Returns (words, (W, N) rows, each still summing to 1)."""
+    words, groups = [], []
+    for i, t in enumerate(tokens):
+        if t in ("[CLS]", "[SEP]", "[PAD]"):
+            continue
+        if t.startswith("##") and words:
+            words[-1] += t[2:]
+            groups[-1].append(i)
+        else:
+            words.append(t)
+            groups.append([i])
+    if not words:
+        return [], np.zeros((0, rows.shape[1]), np.float32)
+    return words, np.stack([rows[g].mean(0) for g in groups]).astype(np.float32)
+
+
+class SFERuntime:
+    """A model ready for inference; every method takes and returns plain numpy data."""
+
+    def __init__(self, model: SFEModel, meta: dict, device: torch.device, ckpt_id: str, source: Path | None = None):
+        self.model = model.to(device).eval()
+        self.meta = meta
+        self.device = device
+        self.checkpoint_id = ckpt_id
+        self.source = source
+        self.cfg: ModelConfig = model.cfg
+        self.dim = self.cfg.dim
+        self.image_size = self.cfg.image_size
+        with torch.no_grad():
+            probe = model.image.lower(torch.zeros(1, 3, self.image_size, self.image_size, device=device))
+            h, w = model.image.upper(probe).shape[-2:]
+            self._concepts = model.concept_embeddings()
+        self.grid = (int(h), int(w))
+        self.concept_names: list[str] = list(meta.get("concepts", []))
+        self.corpus_captions: list[str] = list(meta.get("captions", []))
+        self.corpus_images: list[str] = list(meta.get("images", []))
+        self._corpus_vecs: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, checkpoint: str | Path | None = None, device: str = "auto") -> "SFERuntime":
+        path = Path(checkpoint) if checkpoint else default_checkpoint()
+        dev = _pick_device(device)
+        model, meta = load_checkpoint(path, "cpu")
+        try:
+            ckpt = checkpoint_id(path)
+        except OSError as exc:
+            raise CheckpointError(f"{path}: cannot read ({exc})") from exc
+        return cls(model, meta, dev, ckpt, path)
+
+    # ------------------------------------------------------------------ encoding
+    def preprocess(self, image) -> torch.Tensor:
+        from ..data.images import to_tensor
+
+        return to_tensor(image, self.image_size, self.model.image.normalise)
+
+    def load_image(self, path) -> torch.Tensor:
+        from ..data.images import load_image
+
+        return self.preprocess(load_image(path, min_side=self.image_size))
+
+    @torch.no_grad()
+    def encode_images(self, batch: torch.Tensor) -> ImageFeatures:
+        m = self.model
+        local = m.image_local(m.image.lower(batch.to(self.device)), self._concepts)
+        g = m.image_global(local)
+        return ImageFeatures(g.vec.float().cpu().numpy(), local.feats.half().cpu().numpy())
+
+    @torch.no_grad()
+    def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> TextFeatures:
+        texts = [t if t.strip() else "." for t in texts]
+        enc = self.model.text.tokenize(list(texts))
+        ids, mask = enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
+        gs, ws = [], []
+        for a in range(0, len(texts), batch_size):
+            local = self.model.text_local(self.model.text.lower(ids[a:a + batch_size], mask[a:a + batch_size]),
+                                          mask[a:a + batch_size], self._concepts)
+            gs.append(self.model.text_global(local).vec.float().cpu())
+            ws.append(local.feats.half().cpu())
+        return TextFeatures(torch.cat(gs).numpy(), torch.cat(ws).numpy(), mask.bool().cpu().numpy(),
+                            enc["tokens"], list(texts))
+
+    # ------------------------------------------------------------------ Step 2
+    def _t(self, a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a)).to(self.device).float()
+
+    @torch.no_grad()
+    def rerank_text(self, text: TextFeatures, images: ImageFeatures, chunk: int = 512) -> np.ndarray:
+        """Step-2 scores of one text against K images: (K,)."""
+        out = []
+        for a in range(0, len(images), chunk):
+            im = images[slice(a, a + chunk)]
+            k = len(im)
+            words = self._t(text.words[:1]).expand(k, -1, -1)
+            mask = torch.from_numpy(text.mask[:1]).to(self.device).expand(k, -1)
+            g_t = self._t(text.global_[:1]).expand(k, -1)
+            out.append(self.model.pair_scores(words, mask, self._t(im.patches), g_t, self._t(im.global_)).cpu())
+        return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+
+    @torch.no_grad()
+    def rerank_image(self, image: ImageFeatures, texts: TextFeatures, chunk: int = 512) -> np.ndarray:
+        """Step-2 scores of one image against K texts: (K,)."""
+        out = []
+        for a in range(0, len(texts), chunk):
+            tx = texts[slice(a, a + chunk)]
+            k = len(tx)
+            patches = self._t(image.patches[:1]).expand(k, -1, -1)
+            g_i = self._t(image.global_[:1]).expand(k, -1)
+            out.append(self.model.pair_scores(self._t(tx.words), torch.from_numpy(tx.mask).to(self.device),
+                                              patches, self._t(tx.global_), g_i).cpu())
+        return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+
+    # ------------------------------------------------------------------ corpus
+    def caption_corpus(self, progress: Callable[[int, int], None] | None = None) -> tuple[list[str], np.ndarray]:
+        """The bundled caption corpus and its Step-1 vectors (computed once, cached on disk)."""
+        if self._corpus_vecs is None:
+            from ..config import data_dir
+
+            caps = self.corpus_captions
+            key = hashlib.sha1(("\n".join(caps) + self.checkpoint_id).encode()).hexdigest()[:16]
+            path = data_dir() / "cache" / f"corpus-{key}.npy"
+            if path.is_file():
+                vecs = np.load(path)
+            else:
+                parts = []
+                for a in range(0, len(caps), 512):
+                    parts.append(self.encode_texts(caps[a:a + 512]).global_)
+                    if progress:
+                        progress(min(a + 512, len(caps)), len(caps))
+                vecs = np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = path.with_suffix(".part.npy")
+                    np.save(tmp, vecs)
+                    os.replace(tmp, path)
+                except OSError as exc:
+                    log.warning("cannot cache the caption corpus vectors: %s", exc)
+            self._corpus_vecs = vecs.astype(np.float32)
+        return self.corpus_captions, self._corpus_vecs
+
+    # ------------------------------------------------------------------ explanations
+    @torch.no_grad()
+    def explain(self, text: TextFeatures, image: ImageFeatures) -> dict:
+        from .explain import explain_pair
+
+        return explain_pair(self, text[0], image[0])
+
+
+def tiny_runtime(seed: int = 0, **changes) -> SFERuntime:
+    """A small random-initialised runtime with a synthetic corpus: for tests, no packages needed."""
+    from .build import build_corpus_state
+
+    torch.manual_seed(seed)
+    cfg = ModelConfig.tiny(**changes)
+    model = SFEModel(cfg, pretrained=False).eval()
+    colours = ["red", "green", "blue", "yellow", "black", "white"]
+    things = ["dog", "cat", "car", "tree", "house", "boat", "ball"]
+    rng = np.random.default_rng(seed)
+    captions, cap_img, images = [], [], []
+    for i in range(24):
+        c, t = colours[i % len(colours)], things[i % len(things)]
+        images.append(f"synthetic_{i:03d}.jpg")
+        for v in ("a {c} {t}", "the {t} is {c}", "a {c} {t} near a {o}"):
+            captions.append(v.format(c=c, t=t, o=things[rng.integers(len(things))]))
+            cap_img.append(i)
+    gen = torch.Generator().manual_seed(seed)
+    pixels = torch.rand(len(images), 3, cfg.image_size, cfg.image_size, generator=gen)
+    meta = build_corpus_state(model, captions, cap_img, images, image_batches=[pixels])
+    return SFERuntime(model, meta, torch.device("cpu"), f"tiny-{seed}")
