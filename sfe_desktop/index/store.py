@@ -1,0 +1,90 @@
+"""Row-addressed feature files: Step-1 vectors (float32) and patch features (float16).
+
+Row ``i`` of ``global.f32`` holds ``dim`` floats and row ``i`` of ``patches.f16`` holds
+``n_patches * dim`` halves. Rows are written at the position the catalog hands out (``next_row``)
+and only become visible when the catalog commits a row pointing at them, so a process killed between
+the two leaves unreferenced bytes that the next run overwrites. Reads go through ``np.memmap``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class _RowFile:
+    def __init__(self, path: Path, dtype, shape: tuple[int, ...]):
+        self.path = path
+        self.dtype = np.dtype(dtype)
+        self.shape = shape
+        self.row_bytes = int(np.prod(shape)) * self.dtype.itemsize
+        self._map: np.memmap | None = None
+        self._lock = threading.Lock()
+
+    def rows(self) -> int:
+        try:
+            return os.path.getsize(self.path) // self.row_bytes
+        except OSError:
+            return 0
+
+    def write(self, start: int, data: np.ndarray) -> None:
+        data = np.ascontiguousarray(data, dtype=self.dtype).reshape(-1, *self.shape)
+        mode = "r+b" if self.path.exists() else "w+b"
+        with open(self.path, mode) as f:
+            f.seek(start * self.row_bytes)
+            f.write(data.tobytes())
+            f.flush()
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64)
+        with self._lock:
+            need = int(rows.max()) + 1 if rows.size else 0
+            if self._map is None or self._map.shape[0] < need:
+                n = self.rows()
+                if n < need:
+                    raise IndexError(f"{self.path.name} holds {n} rows, row {need - 1} requested")
+                self._map = np.memmap(self.path, dtype=self.dtype, mode="r", shape=(n, *self.shape))
+            m = self._map
+        return np.asarray(m[rows])
+
+    def truncate(self) -> None:
+        with self._lock:
+            self._map = None
+        if self.path.exists():
+            os.truncate(self.path, 0)
+
+
+class VectorStore:
+    """Global vectors and patch features of every encoded image, addressed by row."""
+
+    def __init__(self, directory: str | Path, dim: int, n_patches: int):
+        directory = Path(directory)
+        self.dim, self.n_patches = dim, n_patches
+        self.globals = _RowFile(directory / "global.f32", np.float32, (dim,))
+        self.patches = _RowFile(directory / "patches.f16", np.float16, (n_patches, dim))
+
+    def write(self, start: int, global_: np.ndarray, patches: np.ndarray) -> None:
+        self.patches.write(start, patches)
+        self.globals.write(start, global_)
+
+    def rows(self) -> int:
+        """Rows present in both files (rows beyond the catalog's ``next_row`` are garbage)."""
+        return min(self.globals.rows(), self.patches.rows())
+
+    def read_globals(self, rows) -> np.ndarray:
+        return self.globals.read(rows)
+
+    def read_patches(self, rows) -> np.ndarray:
+        return self.patches.read(rows)
+
+    def nbytes(self) -> int:
+        return sum(f.path.stat().st_size for f in (self.globals, self.patches) if f.path.exists())
+
+    def clear(self) -> None:
+        self.globals.truncate()
+        self.patches.truncate()

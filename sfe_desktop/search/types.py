@@ -1,0 +1,53 @@
+"""Plain result and progress records shared by the core, the CLI and the GUI."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+TEXT_TO_IMAGE = "text->image"
+IMAGE_TO_TEXT = "image->text"
+IMAGE_TO_IMAGE = "image->image"
+
+
+@dataclass
+class Result:
+    """One hit, ranked from 1. ``score`` is the final (Step-2 when re-ranked) score, ``step1`` the
+    Step-1 cosine. Image hits have ``path`` (absolute), caption hits have ``caption``."""
+
+    rank: int
+    score: float
+    step1: float
+    direction: str
+    query: str
+    path: str | None = None
+    caption: str | None = None
+    width: int | None = None
+    height: int | None = None
+    date_taken: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class IndexProgress:
+    """Progress of an index run: ``done`` of ``total`` files to encode, images/s, current file."""
+
+    done: int
+    total: int
+    rate: float
+    current: str
+    skipped: int
+
+
+@dataclass
+class IndexSummary:
+    """Outcome of an index run. ``skipped`` counts every file of the collection that cannot be
+    indexed (see ``Collection.skipped()``); ``total`` every image file found."""
+
+    indexed: int
+    reused: int
+    removed: int
+    skipped: int
+    total: int
+    cancelled: bool
+    seconds: float
