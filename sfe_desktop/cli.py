@@ -1,0 +1,183 @@
+"""``sfe-desktop``: argparse -> core calls. No arguments (or ``gui``) opens the desktop app."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import threading
+
+from .errors import SFEError
+
+log = logging.getLogger(__name__)
+
+
+def _show(text: str | None) -> str:
+    """Printable form of a path or caption (file names may not be valid UTF-8)."""
+    return "" if text is None else text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _collection(args):
+    from .model.runtime import SFERuntime
+    from .search import Collection
+
+    runtime = SFERuntime.load(args.checkpoint, args.device)
+    return Collection.open(args.dir, runtime, args.index_dir, batch_size=getattr(args, "batch_size", None))
+
+
+def _print_results(results, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([r.to_dict() for r in results], indent=1))
+        return
+    for r in results:
+        print(f"{r.rank:4d}  {r.score:8.4f}  {_show(r.path if r.path is not None else r.caption)}")
+    if not results:
+        print("no results (is the folder indexed? run: sfe-desktop index DIR)", file=sys.stderr)
+
+
+def cmd_index(args) -> int:
+    from tqdm import tqdm
+
+    cancel = threading.Event()
+    with _collection(args) as col:
+        bar = tqdm(total=0, unit="img", desc="indexing", dynamic_ncols=True, disable=args.quiet)
+
+        def progress(p) -> None:
+            bar.total = p.total
+            bar.n = p.done
+            bar.set_postfix(skipped=p.skipped, refresh=False)
+            bar.refresh()
+
+        try:
+            summary = col.index(progress=progress, cancel=cancel, reencode=args.reencode)
+        except KeyboardInterrupt:
+            cancel.set()
+            print("\ninterrupted: what was indexed is kept; run the same command to continue", file=sys.stderr)
+            return 130
+        finally:
+            bar.close()
+        print(f"{summary.total} images: {summary.indexed} indexed, {summary.reused} reused (moved or copied), "
+              f"{summary.removed} removed, {summary.skipped} skipped, in {summary.seconds:.1f} s")
+        skipped = col.skipped()
+        if args.report:
+            for path, reason in skipped:
+                print(f"skipped  {_show(path)}: {reason}")
+        elif skipped:
+            print("list the skipped files with --report")
+    return 0
+
+
+def cmd_search(args) -> int:
+    if sum(x is not None for x in (args.query, args.image, args.similar)) != 1:
+        raise SFEError("give exactly one of a text query, --image PHOTO or --similar PHOTO")
+    with _collection(args) as col:
+        if args.image:
+            results = col.search_image(args.image, top=args.top)
+        elif args.similar:
+            results = col.similar(args.similar, top=args.top)
+        else:
+            results = col.search_text(args.query, top=args.top, rerank_k=args.rerank_k)
+    _print_results(results, args.json)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .export import write_csv
+
+    with _collection(args) as col:
+        results = col.search_text(args.query, top=args.top, rerank_k=args.rerank_k)
+    write_csv(results, args.csv)
+    print(f"wrote {len(results)} results to {args.csv}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    with _collection(args) as col:
+        info = col.info()
+    if args.json:
+        print(json.dumps(info, indent=1))
+    else:
+        for key, value in info.items():
+            print(f"{key:>14}: {value}")
+    return 0
+
+
+def cmd_gui(args) -> int:
+    try:
+        from .qt.app import main as gui_main
+    except ImportError as exc:
+        raise SFEError(f"the desktop app cannot start: {exc}") from exc
+    return gui_main(args.gui_args)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dir", help="photo folder")
+    p.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the bundled model, or SFE_CHECKPOINT)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (env SFE_DEVICE overrides)")
+    p.add_argument("--index-dir", default=None, help="index folder (default: DIR/.sfe-index)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sfe-desktop", description="Search a photo folder by meaning with SFE.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("index", help="index (or update the index of) a photo folder")
+    _common(p)
+    p.add_argument("--report", action="store_true", help="list skipped files with the reason")
+    p.add_argument("--reencode", action="store_true", help="re-encode everything (after changing the model)")
+    p.add_argument("--batch-size", type=int, default=None, help="images per model batch (default: automatic)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("search", help="search by text, by photo (captions) or for similar photos")
+    _common(p)
+    p.add_argument("query", nargs="?", default=None, help="text query")
+    p.add_argument("--image", metavar="PHOTO", help="captions describing PHOTO")
+    p.add_argument("--similar", metavar="PHOTO", help="photos of the folder similar to PHOTO")
+    p.add_argument("--top", type=int, default=20)
+    p.add_argument("--rerank-k", type=int, default=200, help="Step-1 candidates re-ranked by Step 2 (0: off)")
+    p.add_argument("--json", action="store_true", help="print a JSON list, most similar first")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("export", help="write the results of a text query as CSV")
+    _common(p)
+    p.add_argument("query", help="text query")
+    p.add_argument("--csv", required=True, help="output file")
+    p.add_argument("--top", type=int, default=100)
+    p.add_argument("--rerank-k", type=int, default=200)
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("info", help="counts, model, device and index size of an indexed folder")
+    _common(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("gui", help="open the desktop app (the default without a command)")
+    p.add_argument("gui_args", nargs=argparse.REMAINDER, help="[DIR] [--checkpoint C] [--device D]")
+    p.set_defaults(func=cmd_gui)
+
+    try:
+        from .train.commands import register
+    except ImportError:
+        log.debug("training commands not available")
+    else:
+        register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv or ["gui"])
+    logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except SFEError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

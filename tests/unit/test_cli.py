@@ -1,0 +1,64 @@
+"""The command line, called in-process with the tiny runtime."""
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from collection_fixtures import data_dir, photos, runtime  # noqa: F401
+
+from sfe_desktop import cli
+from sfe_desktop.model.runtime import SFERuntime
+
+
+@pytest.fixture(autouse=True)
+def tiny(monkeypatch, runtime):
+    monkeypatch.setattr(SFERuntime, "load", classmethod(lambda cls, checkpoint=None, device="auto": runtime))
+
+
+def test_index_search_export_info(photos, tmp_path, capsys):
+    (photos / "bad.jpg").write_bytes(b"nope")
+    assert cli.main(["index", str(photos), "--report", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "8 indexed" in out and "1 skipped" in out and "skipped  bad.jpg: cannot decode" in out
+
+    assert cli.main(["search", str(photos), "a red dog", "--top", "3", "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert [h["rank"] for h in hits] == [1, 2, 3] and hits[0]["score"] >= hits[-1]["score"]
+    assert all(h["path"].startswith(str(photos)) for h in hits)
+
+    assert cli.main(["search", str(photos), "--image", str(photos / "p0.jpg"), "--top", "2", "--json"]) == 0
+    assert all(h["caption"] for h in json.loads(capsys.readouterr().out))
+    assert cli.main(["search", str(photos), "--similar", str(photos / "p0.jpg"), "--top", "2"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+
+    out_csv = tmp_path / "r.csv"
+    assert cli.main(["export", str(photos), "a cat", "--csv", str(out_csv), "--top", "4"]) == 0
+    assert "wrote 4 results" in capsys.readouterr().out
+    rows = list(csv.DictReader(open(out_csv, encoding="utf-8", newline="")))
+    assert len(rows) == 4 and rows[0]["direction"] == "text->image"
+
+    assert cli.main(["info", str(photos), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["indexed"] == 8 and info["skipped"] == 1 and info["device"] == "cpu"
+
+
+def test_errors_are_one_line_and_exit_2(photos, tmp_path, capsys):
+    assert cli.main(["search", str(tmp_path / "missing"), "x"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert cli.main(["search", str(photos), "x", "--image", "y.jpg"]) == 2
+    assert cli.main(["search", str(photos), "--similar", str(tmp_path / "nothing.jpg")]) == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_no_arguments_opens_the_gui(monkeypatch):
+    import sys
+    import types
+
+    seen = []
+    fake = types.ModuleType("sfe_desktop.qt.app")  # the real one needs PySide6
+    fake.main = lambda argv: seen.append(argv) or 0
+    monkeypatch.setitem(sys.modules, "sfe_desktop.qt.app", fake)
+    assert cli.main([]) == 0 and cli.main(["gui", "/photos"]) == 0
+    assert seen == [[], ["/photos"]]

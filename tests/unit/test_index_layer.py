@@ -1,0 +1,90 @@
+"""faiss wrapper (flat vs HNSW), row store, atomic writes, catalog migrations and the scanner."""
+from __future__ import annotations
+
+import os
+import sqlite3
+
+import numpy as np
+import pytest
+
+from sfe_desktop.catalog import SCHEMA_VERSION, Catalog, scan
+from sfe_desktop.catalog.db import MIGRATIONS
+from sfe_desktop.errors import IndexStateError
+from sfe_desktop.index import VectorIndex, VectorStore, atomic_write, vectors
+
+
+def _unit(n, d, seed=0):
+    x = np.random.default_rng(seed).standard_normal((n, d)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_flat_up_to_the_limit_then_hnsw(monkeypatch, tmp_path):
+    monkeypatch.setattr(vectors, "FLAT_MAX", 50)
+    x = _unit(80, 16)
+    small = VectorIndex.build(16, np.arange(50), x[:50])
+    big = VectorIndex.build(16, np.arange(80) + 100, x)
+    assert small.kind == "flat" and big.kind == "hnsw"
+    scores, ids = small.search(x[7], 3)
+    assert ids[0, 0] == 7 and scores[0, 0] == pytest.approx(1.0, abs=1e-5)
+    assert big.search(x[7], 1)[1][0, 0] == 107
+    big.save(tmp_path / "v.faiss")
+    again = VectorIndex.load(tmp_path / "v.faiss", 16)
+    assert again.kind == "hnsw" and len(again) == 80
+    with pytest.raises(IndexStateError):
+        VectorIndex.load(tmp_path / "v.faiss", 8)
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path):
+    target = tmp_path / "f.bin"
+    target.write_bytes(b"old")
+
+    def fail(tmp):
+        open(tmp, "wb").write(b"half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        atomic_write(target, fail)
+    assert target.read_bytes() == b"old" and os.listdir(tmp_path) == ["f.bin"]
+
+
+def test_row_store(tmp_path):
+    store = VectorStore(tmp_path, 8, 4)
+    g, p = _unit(5, 8), np.random.default_rng(1).standard_normal((5, 4, 8)).astype(np.float16)
+    store.write(0, g[:3], p[:3])
+    store.write(3, g[3:], p[3:])
+    assert store.rows() == 5
+    assert np.array_equal(store.read_globals([4, 1]), g[[4, 1]])
+    assert np.array_equal(store.read_patches([2]), p[[2]])
+    store.write(1, g[:1], p[:1])  # overwrite in place (garbage rows after a crash)
+    assert np.array_equal(store.read_globals([1]), g[[0]]) and store.rows() == 5
+
+
+def test_catalog_migrates_old_schema_and_refuses_newer(tmp_path):
+    path = tmp_path / "c.sqlite"
+    conn = sqlite3.connect(path)
+    conn.executescript(MIGRATIONS[0] + "PRAGMA user_version = 1;")
+    conn.close()
+    cat = Catalog.open(path)
+    assert cat.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert cat.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert cat.add_captions(["a"], "x") == 1
+    cat.close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(IndexStateError, match="schema version"):
+        Catalog.open(path)
+
+
+def test_scanner_skips_index_folder_hidden_and_other_files(tmp_path):
+    (tmp_path / ".sfe-index").mkdir()
+    (tmp_path / ".sfe-index" / "t.jpg").write_bytes(b"x")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "u.JPG").write_bytes(b"x")
+    (tmp_path / "notes.txt").write_text("hi")
+    (tmp_path / "a.jpeg").write_bytes(b"x")
+    os.symlink(tmp_path / "elsewhere", tmp_path / "link")
+    rels = [e.rel for e in scan(tmp_path, skip=[tmp_path / "elsewhere"])]
+    assert rels == [b"a.jpeg"]
+    rels = [e.rel for e in scan(tmp_path)]
+    assert rels == [b"a.jpeg", b"elsewhere/u.JPG"]  # the link to an already seen folder is not walked twice

@@ -1,0 +1,80 @@
+"""Retrieval in the three directions, ordering, stability, captions and explanations."""
+from __future__ import annotations
+
+import pytest
+from collection_fixtures import data_dir, make_image, photos, runtime  # noqa: F401
+
+from sfe_desktop.errors import SFEError
+from sfe_desktop.search import Collection, Result
+
+
+@pytest.fixture
+def col(photos, runtime):
+    (photos / "p0.txt").write_text("my grandmother's purple bicycle\n")
+    with Collection.open(photos, runtime) as c:
+        c.index()
+        yield c
+
+
+def test_text_search_is_ordered_and_stable(col):
+    first = col.search_text("a red dog", top=5)
+    assert [r.rank for r in first] == [1, 2, 3, 4, 5]
+    assert all(a.score >= b.score for a, b in zip(first, first[1:]))
+    assert first == col.search_text("a red dog", top=5)
+    assert all(r.direction == "text->image" and r.query == "a red dog" and r.width == 64 for r in first)
+    step1 = col.search_text("a red dog", top=8, rerank_k=0)
+    assert all(r.score == r.step1 for r in step1)
+    assert all(a.step1 >= b.step1 for a, b in zip(step1, step1[1:]))
+    assert {r.path for r in step1} == {r.path for r in col.search_text("a red dog", top=8, rerank_k=8)}
+    partial = col.search_text("a red dog", top=8, rerank_k=3)
+    assert len(partial) == 8 and len({r.path for r in partial}) == 8
+
+
+def test_date_taken_from_exif(col, photos):
+    hit = [r for r in col.search_text("x", top=8, rerank_k=0) if r.path == str(photos / "p2.jpg")][0]
+    assert hit.date_taken == "2021-07-03T10:11:12"
+
+
+def test_empty_query_is_an_error(col):
+    with pytest.raises(SFEError):
+        col.search_text("   ")
+
+
+def test_image_to_texts_uses_corpus_user_and_sidecar_captions(col, photos, tmp_path):
+    captions = col.search_image(photos / "p1.jpg", top=5)
+    assert len(captions) == 5 and all(r.caption and r.path is None for r in captions)
+    assert all(a.score >= b.score for a, b in zip(captions, captions[1:]))
+    f = tmp_path / "mine.csv"
+    f.write_text("caption\nzebra crossing at night\n=cmd\n", encoding="utf-8")
+    assert col.add_captions(f) == 2
+    assert col.add_captions(f) == 0
+    everything = {r.caption for r in col.search_image(photos / "p1.jpg", top=1000)}
+    assert {"zebra crossing at night", "my grandmother's purple bicycle"} <= everything
+
+
+def test_similar_inside_and_outside(col, photos, tmp_path):
+    inside = col.similar(photos / "p3.jpg", top=3)
+    assert len(inside) == 3 and str(photos / "p3.jpg") not in {r.path for r in inside}
+    outside = tmp_path / "query.jpg"
+    outside.write_bytes((photos / "p3.jpg").read_bytes())
+    hits = col.similar(outside, top=1)
+    assert hits[0].path == str(photos / "p3.jpg") and hits[0].score > 0.999
+
+
+def test_explain_without_new_search(col, photos, monkeypatch):
+    result = col.search_text("a blue car", top=1)[0]
+    calls = []
+    monkeypatch.setattr(col.runtime, "encode_texts", lambda t: calls.append(t))  # must not be needed
+    e = col.explain(result)
+    assert not calls
+    assert e["grid"] == list(col.runtime.grid) and e["attention"].shape[1] == col.runtime.grid[0] * col.runtime.grid[1]
+    monkeypatch.undo()
+    cap = col.search_image(photos / "p0.jpg", top=1)[0]
+    assert set(col.explain(cap)) >= {"score", "words", "concepts", "neighbours"}
+    with pytest.raises(SFEError):
+        col.explain(Result(1, 1.0, 1.0, "image->image", "q", path=str(photos / "p1.jpg")))
+
+
+def test_thumbnails_cached(col, photos):
+    thumb = col.thumbnail(photos / "p0.jpg")
+    assert thumb is not None and thumb.is_file() and thumb.suffix == ".jpg"
