@@ -1,0 +1,222 @@
+"""Draw the three explanation views onto matplotlib ``Figure`` objects (no pyplot, no Qt).
+
+Each function takes the core's explanation dict (schema in docs/architecture.md) and only draws it.
+"""
+from __future__ import annotations
+
+import math
+import os
+import textwrap
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+LIGHT = {"bg": "#ffffff", "fg": "#202124", "grid": "#9aa0a6"}
+DARK = {"bg": "#2b2b2b", "fg": "#e8e8e8", "grid": "#8a8a8a"}
+KIND_STYLE = {  # node kind -> (colour, marker, size)
+    "query": ("#f28e2b", "*", 520),
+    "image": ("#4e79a7", "s", 260),
+    "text": ("#59a14f", "o", 240),
+}
+
+
+def _finish(fig: Figure, theme: dict) -> None:
+    """Apply the theme's colours to every axes and text of ``fig``."""
+    fig.set_facecolor(theme["bg"])
+    for ax in fig.axes:
+        ax.set_facecolor(theme["bg"])
+        ax.tick_params(colors=theme["fg"], which="both")
+        for spine in ax.spines.values():
+            spine.set_color(theme["grid"])
+        for text in (ax.title, ax.xaxis.label, ax.yaxis.label):
+            text.set_color(theme["fg"])
+    for text in fig.texts:
+        text.set_color(theme["fg"])
+
+
+def _message(fig: Figure, text: str, theme: dict) -> None:
+    fig.clear()
+    fig.text(0.5, 0.5, text, ha="center", va="center", fontsize=11, wrap=True)
+    _finish(fig, theme)
+
+
+def word_heat(explanation: dict, word: int | None) -> np.ndarray:
+    """The (h, w) attention map of query word ``word`` (None: mean over all words), scaled to [0, 1]."""
+    att = np.asarray(explanation["attention"], dtype=np.float32)
+    h, w = explanation["grid"]
+    if att.ndim == 1:
+        att = att[None]
+    heat = att.mean(axis=0) if word is None or not 0 <= word < len(att) else att[word]
+    heat = heat.reshape(h, w)
+    lo, hi = float(heat.min()), float(heat.max())
+    return (heat - lo) / (hi - lo) if hi > lo else np.zeros_like(heat)
+
+
+def draw_attention(fig: Figure, explanation: dict, image: np.ndarray | None, word: int | None = None,
+                   opacity: float = 0.5, theme: dict = LIGHT) -> None:
+    """The photo with the word-to-patch attention of ``word`` (or all words) as a heatmap overlay."""
+    words = explanation.get("words") or []
+    if np.asarray(explanation.get("attention", [])).size == 0:
+        _message(fig, "No attention for this pair (the query has no words the model knows).", theme)
+        return
+    fig.clear()
+    ax = fig.add_subplot(1, 1, 1)
+    heat = word_heat(explanation, word)
+    if image is not None:
+        ih, iw = image.shape[:2]
+        ax.imshow(image, extent=(0, iw, ih, 0))
+    else:
+        ih, iw = heat.shape
+    overlay = ax.imshow(heat, cmap="inferno", alpha=float(opacity), extent=(0, iw, ih, 0),
+                        interpolation="bilinear", vmin=0.0, vmax=1.0)
+    cbar = fig.colorbar(overlay, ax=ax, fraction=0.04, pad=0.02)
+    cbar.set_label("attention (relative)")
+    cbar.ax.yaxis.label.set_color(theme["fg"])
+    ax.set_xticks([])
+    ax.set_yticks([])
+    label = "all words" if word is None or not 0 <= word < len(words) else f"“{words[word]}”"
+    ax.set_title(f"Where the model looks for {label}  ·  score {explanation.get('score', 0):.3f}", fontsize=10)
+    _finish(fig, theme)
+
+
+def draw_concepts(fig: Figure, explanation: dict, theme: dict = LIGHT) -> None:
+    """Co-occurrence matrix of the fired concepts (labelled heatmap) beside bar lists of what fired."""
+    concepts = explanation.get("concepts") or {}
+    names = list(concepts.get("names") or [])
+    if not names:
+        _message(fig, "No concepts fired for this query and photo.", theme)
+        return
+    fig.clear()
+    grid = fig.add_gridspec(2, 2, height_ratios=[3, 2])
+    ax = fig.add_subplot(grid[0, :])
+    mat = np.asarray(concepts.get("cooccurrence"), dtype=np.float32).reshape(len(names), len(names))
+    im = ax.imshow(mat, cmap="viridis")
+    ax.set_xticks(range(len(names)), [textwrap.shorten(n, 14, placeholder="…") for n in names],
+                  rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(names)), [textwrap.shorten(n, 18, placeholder="…") for n in names], fontsize=8)
+    if len(names) <= 10:
+        cut = float(mat.max()) * 0.6 if mat.size else 0.0
+        for (i, j), v in np.ndenumerate(mat):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                    color="black" if v > cut else "white")
+    ax.set_title("Concept co-occurrence", fontsize=10)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+    for row, (key, title, colour) in enumerate([("text", "Fired for the query", KIND_STYLE["text"][0]),
+                                                 ("image", "Fired for the photo", KIND_STYLE["image"][0])]):
+        bar_ax = fig.add_subplot(grid[1, row])
+        items = sorted(concepts.get(key) or [], key=lambda c: -float(c["weight"]))[:8]
+        if items:
+            labels = [textwrap.shorten(c["name"], 18, placeholder="…") for c in items][::-1]
+            bar_ax.barh(labels, [float(c["weight"]) for c in items][::-1], color=colour)
+            bar_ax.tick_params(axis="y", labelsize=8)
+            bar_ax.tick_params(axis="x", labelsize=7)
+        else:
+            bar_ax.text(0.5, 0.5, "none", ha="center", va="center", transform=bar_ax.transAxes,
+                        color=theme["fg"])
+            bar_ax.set_xticks([])
+            bar_ax.set_yticks([])
+        bar_ax.set_title(title, fontsize=9)
+    _finish(fig, theme)
+
+
+def graph_layout(nodes: list[dict], edges: list[dict]) -> dict[str, tuple[float, float]]:
+    """Radial tree layout: the query at the centre, each node on the ring of its hop distance from the query
+    (breadth-first, ring k at radius k), inside an angular sector that grows with the leaves below it;
+    unreachable nodes on the outermost ring."""
+    ids = [n["id"] for n in nodes]
+    if not ids:
+        return {}
+    query = next((n["id"] for n in nodes if n["kind"] == "query"), ids[0])
+    adjacent: dict[str, list[str]] = {i: [] for i in ids}
+    for e in sorted(edges, key=lambda e: -float(e.get("weight", 0))):
+        a, b = e["source"], e["target"]
+        if a in adjacent and b in adjacent and a != b:
+            adjacent[a].append(b)
+            adjacent[b].append(a)
+    children: dict[str, list[str]] = {i: [] for i in ids}
+    depth = {query: 0}
+    order = [query]
+    for node in order:  # breadth-first; ``order`` grows while iterating
+        for nxt in adjacent[node]:
+            if nxt not in depth:
+                depth[nxt] = depth[node] + 1
+                children[node].append(nxt)
+                order.append(nxt)
+    orphans = [i for i in ids if i not in depth]
+    max_depth = max(depth.values()) + (1 if orphans else 0)
+    leaves: dict[str, int] = {}
+    for node in reversed(order):
+        leaves[node] = sum(leaves[c] for c in children[node]) or 1
+    pos: dict[str, tuple[float, float]] = {query: (0.0, 0.0)}
+
+    def place(node: str, start: float, span: float) -> None:
+        kids = children[node]
+        total = sum(leaves[c] for c in kids) or 1
+        for child in kids:  # half equal share, half by leaves: no sector gets too thin
+            width = span * (0.5 / len(kids) + 0.5 * leaves[child] / total)
+            angle = start + width / 2
+            r = float(depth[child])
+            pos[child] = (r * math.cos(angle), r * math.sin(angle))
+            place(child, start, width)
+            start += width
+
+    place(query, math.pi / 2, 2 * math.pi)
+    for k, node in enumerate(orphans):
+        angle = 2 * math.pi * (k + 0.5) / len(orphans)
+        pos[node] = (max_depth * math.cos(angle), max_depth * math.sin(angle))
+    return pos
+
+
+def node_label(node: dict, width: int = 22) -> str:
+    label = node.get("label") or (os.path.basename(node["path"]) if node.get("path") else node["id"])
+    return textwrap.shorten(str(label), width, placeholder="…")
+
+
+def draw_graph(fig: Figure, explanation: dict, theme: dict = LIGHT) -> dict[str, tuple[float, float]]:
+    """The neighbour graph: query, neighbours and cross-modal partners with weighted edges.
+
+    Returns the node positions (data coordinates) so a click can be mapped back to a node.
+    """
+    graph = explanation.get("neighbours") or {}
+    nodes: list[dict[str, Any]] = list(graph.get("nodes") or [])
+    edges: list[dict[str, Any]] = list(graph.get("edges") or [])
+    if not nodes:
+        _message(fig, "No neighbours to show.", theme)
+        return {}
+    fig.clear()
+    ax = fig.add_subplot(1, 1, 1)
+    pos = graph_layout(nodes, edges)
+    weights = [float(e["weight"]) for e in edges] or [1.0]
+    wmin, wmax = min(weights), max(weights)
+    for e in edges:
+        if e["source"] not in pos or e["target"] not in pos:
+            continue
+        (x0, y0), (x1, y1) = pos[e["source"]], pos[e["target"]]
+        rel = (float(e["weight"]) - wmin) / (wmax - wmin) if wmax > wmin else 1.0
+        ax.plot([x0, x1], [y0, y1], color=theme["grid"], linewidth=0.8 + 3.2 * rel, zorder=1)
+        if len(edges) <= 40:
+            ax.text((x0 + x1) / 2, (y0 + y1) / 2, f"{float(e['weight']):.2f}", fontsize=7, ha="center",
+                    va="center", color=theme["fg"], zorder=3,
+                    bbox={"boxstyle": "round,pad=0.15", "fc": theme["bg"], "ec": "none", "alpha": 0.8})
+    for kind, (colour, marker, size) in KIND_STYLE.items():
+        members = [n for n in nodes if n["kind"] == kind and n["id"] in pos]
+        if not members:
+            continue
+        xs, ys = zip(*(pos[n["id"]] for n in members))
+        label = {"query": "query", "image": "photo (click to open)", "text": "caption"}[kind]
+        ax.scatter(xs, ys, s=size, c=colour, marker=marker, edgecolors=theme["fg"], linewidths=0.6,
+                   zorder=2, label=label)
+        for n in members:
+            x, y = pos[n["id"]]
+            ax.annotate(node_label(n, 20), (x, y), xytext=(0, -11 if y <= 0 else 10), textcoords="offset points",
+                        ha="center", va="top" if y <= 0 else "bottom", fontsize=7.5, color=theme["fg"], zorder=4)
+    ax.margins(0.15)
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.axis("off")
+    legend = ax.legend(loc="upper left", fontsize=8, frameon=False, markerscale=0.5)
+    for text in legend.get_texts():
+        text.set_color(theme["fg"])
+    ax.set_title("Nearest neighbours and their cross-modal partners (edge = similarity)", fontsize=10)
+    _finish(fig, theme)
+    return pos

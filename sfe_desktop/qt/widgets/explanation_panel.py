@@ -1,0 +1,173 @@
+"""QtExplanationPanel: three tabs that plot the core's explanation of one (query, result) pair."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSlider, QStackedWidget, QTabWidget, QVBoxLayout,
+                               QWidget)
+
+from .. import plots
+from ..plot_canvas import QtPlotCanvas
+
+
+class QtAttentionView(QWidget):
+    """Photo with the word-to-patch attention heatmap; a word selector and an opacity slider."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.canvas = QtPlotCanvas(self)
+        self.word = QComboBox()
+        self.word.setMinimumContentsLength(12)
+        self.opacity = QSlider(Qt.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(55)
+        self.opacity.setToolTip("Heatmap opacity")
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Word:"))
+        bar.addWidget(self.word)
+        bar.addSpacing(16)
+        bar.addWidget(QLabel("Opacity:"))
+        bar.addWidget(self.opacity, 1)
+        lay = QVBoxLayout(self)
+        lay.addLayout(bar)
+        lay.addWidget(self.canvas, 1)
+        self.explanation: dict | None = None
+        self.image: np.ndarray | None = None
+        self.word.currentIndexChanged.connect(self.redraw)
+        self.opacity.valueChanged.connect(self.redraw)
+
+    def set_data(self, explanation: dict, image: np.ndarray | None) -> None:
+        self.explanation, self.image = explanation, image
+        self.word.blockSignals(True)
+        self.word.clear()
+        self.word.addItem("All words", None)
+        for i, w in enumerate(explanation.get("words") or []):
+            self.word.addItem(w, i)
+        self.word.blockSignals(False)
+        self.redraw()
+
+    def redraw(self, *_):
+        if self.explanation is None:
+            return
+        plots.draw_attention(self.canvas.figure, self.explanation, self.image, self.word.currentData(),
+                             self.opacity.value() / 100.0, self.canvas.theme)
+        self.canvas.draw_idle()
+
+
+class QtConceptsView(QWidget):
+    """Concepts that fired for the query and the photo, and their co-occurrence matrix."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.canvas = QtPlotCanvas(self)
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        self.summary.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.canvas, 1)
+        lay.addWidget(self.summary)
+        self.explanation: dict | None = None
+
+    def set_data(self, explanation: dict) -> None:
+        self.explanation = explanation
+        self.redraw()
+        concepts = explanation.get("concepts") or {}
+
+        def names(key):
+            return ", ".join(f"{c['name']} ({float(c['weight']):.2f})" for c in concepts.get(key) or []) or "none"
+
+        self.summary.setText(f"<b>Query:</b> {names('text')}<br><b>Photo:</b> {names('image')}")
+
+    def redraw(self):
+        if self.explanation is not None:
+            plots.draw_concepts(self.canvas.figure, self.explanation, self.canvas.theme)
+            self.canvas.draw_idle()
+
+
+class QtGraphView(QWidget):
+    """The neighbour graph; clicking a photo node emits :attr:`photo_clicked` with its path."""
+
+    photo_clicked = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.canvas = QtPlotCanvas(self)
+        lay = QVBoxLayout(self)
+        lay.addWidget(self.canvas, 1)
+        self.explanation: dict | None = None
+        self.positions: dict[str, tuple[float, float]] = {}
+        self.canvas.mpl_connect("button_press_event", self._on_press)
+
+    def set_data(self, explanation: dict) -> None:
+        self.explanation = explanation
+        self.redraw()
+
+    def redraw(self):
+        if self.explanation is not None:
+            self.positions = plots.draw_graph(self.canvas.figure, self.explanation, self.canvas.theme)
+            self.canvas.draw_idle()
+
+    def node_at(self, x: float, y: float, radius: float = 0.3) -> dict | None:
+        """The node nearest to data point (x, y) within ``radius``, if any."""
+        best, best_d = None, radius
+        for node in (self.explanation or {}).get("neighbours", {}).get("nodes", []):
+            if node["id"] in self.positions:
+                nx, ny = self.positions[node["id"]]
+                d = math.hypot(nx - x, ny - y)
+                if d <= best_d:
+                    best, best_d = node, d
+        return best
+
+    def _on_press(self, event) -> None:
+        if event.xdata is None or event.ydata is None:
+            return
+        node = self.node_at(event.xdata, event.ydata)
+        if node and node.get("kind") == "image" and node.get("path"):
+            self.photo_clicked.emit(node["path"])
+
+
+class QtExplanationPanel(QWidget):
+    """Tabs *Patch attention*, *Concepts* and *Neighbour graph*, or a placeholder line."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.attention = QtAttentionView()
+        self.concepts = QtConceptsView()
+        self.graph = QtGraphView()
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.attention, "Patch attention")
+        self.tabs.addTab(self.concepts, "Concepts")
+        self.tabs.addTab(self.graph, "Neighbour graph")
+        self.placeholder = QLabel()
+        self.placeholder.setAlignment(Qt.AlignCenter)
+        self.placeholder.setWordWrap(True)
+        self.title = QLabel()
+        self.title.setWordWrap(True)
+        self.title.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.placeholder)
+        self.stack.addWidget(self.tabs)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.title)
+        lay.addWidget(self.stack, 1)
+        self.show_placeholder("Select a result to see why it matched.")
+
+    def show_placeholder(self, text: str) -> None:
+        self.title.clear()
+        self.placeholder.setText(text)
+        self.stack.setCurrentWidget(self.placeholder)
+
+    def set_explanation(self, explanation: dict, image: np.ndarray | None, title: str = "") -> None:
+        self.title.setText(title)
+        self.attention.set_data(explanation, image)
+        self.concepts.set_data(explanation)
+        self.graph.set_data(explanation)
+        self.stack.setCurrentWidget(self.tabs)
+
+    def set_dark(self, dark: bool) -> None:
+        for view in (self.attention, self.concepts, self.graph):
+            view.canvas.set_dark(dark)
+            view.redraw()

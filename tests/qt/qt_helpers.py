@@ -1,0 +1,39 @@
+"""Helpers shared by the Qt tests: generated photo folders, waiting for indexing and searches."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+COLOURS = [(200, 40, 40), (40, 160, 60), (40, 80, 200), (230, 200, 40), (20, 20, 20), (240, 240, 240)]
+
+
+def make_photos(folder: Path, n: int, size: tuple[int, int] = (96, 72), seed: int = 0) -> list[Path]:
+    """``n`` small JPEGs: a coloured background with a few random discs."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(n):
+        im = Image.new("RGB", size, COLOURS[i % len(COLOURS)])
+        draw = ImageDraw.Draw(im)
+        for _ in range(3):
+            x, y = int(rng.integers(0, size[0] - 16)), int(rng.integers(0, size[1] - 16))
+            draw.ellipse([x, y, x + 16, y + 16], fill=tuple(int(c) for c in rng.integers(0, 255, 3)))
+        path = folder / f"photo_{i:03d}.jpg"
+        im.save(path, quality=85)
+        paths.append(path)
+    return paths
+
+
+def open_and_index(qtbot, window, folder) -> object:
+    """Open ``folder`` and return the IndexSummary once indexing finished."""
+    with qtbot.waitSignal(window.session.index_finished, timeout=60000) as blocker:
+        assert window.open_folder(str(folder))
+    return blocker.args[0]
+
+
+def run_search(qtbot, window, trigger) -> list:
+    with qtbot.waitSignal(window.session.results_ready, timeout=30000) as blocker:
+        trigger()
+    return blocker.args[2]

@@ -1,0 +1,124 @@
+"""Drive the real window: open a folder, index, search, explain, export."""
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+from matplotlib.backend_bases import MouseEvent
+from PySide6.QtCore import QModelIndex, Qt
+
+from sfe_desktop.qt.models.results_model import ThumbnailRole
+from qt_helpers import open_and_index, run_search
+
+
+def select_first(qtbot, window):
+    window.view.setCurrentIndex(QModelIndex())
+    with qtbot.waitSignal(window.session.explanation_ready, timeout=30000) as blocker:
+        window.view.setCurrentIndex(window.model.index(0))
+    return blocker.args[1]
+
+
+def test_search_explain_export(qtbot, make_window, photos, tmp_path):
+    window = make_window()
+    assert window.windowTitle() == "SFE Explorer"
+    assert window.device_label.text() == "Device: CPU"
+    summary = open_and_index(qtbot, window, photos)
+    assert summary.indexed == 12 and not summary.cancelled
+    assert window.windowTitle().startswith("photos")
+    assert "12 photos indexed" in window.results_label.text()
+
+    qtbot.keyClicks(window.search_bar, "a red dog")
+    results = run_search(qtbot, window, lambda: qtbot.keyClick(window.search_bar, Qt.Key_Return))
+    assert results and window.model.rowCount() == len(results)
+    assert window.view.viewMode() == window.view.ViewMode.IconMode
+    assert "photos for “a red dog”" in window.results_label.text()
+    first = window.model.index(0)
+    qtbot.waitUntil(lambda: first.data(ThumbnailRole) is not None, timeout=10000)  # loaded off the UI thread
+    assert not first.data(ThumbnailRole).isNull()
+
+    explanation = select_first(qtbot, window)
+    panel = window.explanation
+    assert panel.stack.currentWidget() is panel.tabs
+
+    # 1. patch attention: the photo and the heatmap, whose values come from the explanation
+    ax = panel.attention.canvas.figure.axes[0]
+    assert len(ax.images) == 2
+    heat = ax.images[1].get_array()
+    assert heat.shape == tuple(explanation["grid"])
+    assert panel.attention.word.count() == len(explanation["words"]) + 1
+    panel.attention.word.setCurrentIndex(1)
+    heat1 = panel.attention.canvas.figure.axes[0].images[1]
+    att = np.asarray(explanation["attention"])[0].reshape(explanation["grid"])
+    assert np.argmax(heat1.get_array()) == np.argmax(att)
+    panel.attention.opacity.setValue(20)
+    assert abs(panel.attention.canvas.figure.axes[0].images[1].get_alpha() - 0.2) < 1e-6
+
+    # 2. concepts: the co-occurrence matrix with the concept names as labels, and bars of what fired
+    fig = panel.concepts.canvas.figure
+    matrix_ax = fig.axes[0]
+    names = explanation["concepts"]["names"]
+    assert matrix_ax.images[0].get_array().shape == (len(names), len(names))
+    assert [t.get_text() for t in matrix_ax.get_yticklabels()][: len(names)] == [n[:18] for n in names] or names
+    bars = sum(len(a.patches) for a in fig.axes[1:])
+    expected_bars = min(8, len(explanation["concepts"]["text"])) + min(8, len(explanation["concepts"]["image"]))
+    assert bars >= expected_bars > 0
+
+    # 3. neighbour graph: one line per edge, one marker per node
+    gfig = panel.graph.canvas.figure
+    gax = gfig.axes[0]
+    nodes = explanation["neighbours"]["nodes"]
+    drawn_nodes = sum(len(c.get_offsets()) for c in gax.collections)
+    assert drawn_nodes == len([n for n in nodes if n["id"] in panel.graph.positions]) == len(nodes)
+    assert len(gax.lines) == len(explanation["neighbours"]["edges"])
+
+    # clicking a photo node opens the photo
+    photo_nodes = [n for n in nodes if n["kind"] == "image" and n.get("path")]
+    if photo_nodes:
+        node = photo_nodes[0]
+        panel.graph.canvas.draw()
+        x, y = gax.transData.transform(panel.graph.positions[node["id"]])
+        MouseEvent("button_press_event", panel.graph.canvas, x, y, button=1)._process()
+        assert window.opened_urls[-1] == node["path"]
+
+    # Enter on a result opens the photo
+    window.view.setFocus()
+    qtbot.keyClick(window.view, Qt.Key_Return)
+    assert window.opened_urls[-1] == results[0].path
+
+    # Export and read back
+    out = tmp_path / "results.csv"
+    assert window.export_results(str(out))
+    with open(out, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(results)
+    assert rows[0]["path"] == results[0].path and rows[0]["query"] == "a red dog"
+
+    # Esc clears
+    window.clear_action.trigger()
+    assert window.model.rowCount() == 0 and window.search_bar.text() == ""
+
+
+def test_find_captions_and_similar(qtbot, make_window, photos):
+    window = make_window()
+    open_and_index(qtbot, window, photos)
+    photo = str(sorted(photos.glob("*.jpg"))[0])
+    captions = run_search(qtbot, window, lambda: window.handle_drop(photo))  # a dropped photo
+    assert captions and all(r.caption and r.direction == "image->text" for r in captions)
+    assert window.view.viewMode() == window.view.ViewMode.ListMode
+    assert window.model.index(0).data(Qt.DisplayRole) == captions[0].caption
+    explanation = select_first(qtbot, window)
+    assert explanation["words"]
+    assert window.explanation.attention.canvas.has_artists()
+
+    similar = run_search(qtbot, window, lambda: window.find_similar(photo))
+    assert similar and all(r.path for r in similar)
+    assert window.view.viewMode() == window.view.ViewMode.IconMode
+    menu = __import__("sfe_desktop.qt.menus", fromlist=["x"]).result_context_menu(window, similar[0])
+    labels = [a.text().replace("&", "") for a in menu.actions() if a.text()]
+    assert {"Find captions", "Find similar photos", "Copy path", "Reveal in file manager"} <= set(labels)
+    next(a for a in menu.actions() if a.text().replace("&", "") == "Copy path").trigger()
+    from PySide6.QtWidgets import QApplication
+
+    assert QApplication.clipboard().text() == similar[0].path
+    next(a for a in menu.actions() if a.text().replace("&", "") == "Reveal in file manager").trigger()
+    assert window.opened_urls[-1] == str(photos)
