@@ -218,6 +218,9 @@ class QtSession(QObject):
         for key in self._generation:
             self._generation[key] += 1
         done = self.pool.waitForDone(timeout_ms)
+        if done:
+            self._workers.clear()
+            self._index_worker = None
         if self.collection is not None:
             _close_quietly(self.collection)
             self.collection = None
