@@ -437,5 +437,8 @@ class QtMainWindow(QMainWindow):
             QApplication.processEvents()
         self.model.shutdown()
         self.session.shutdown()
+        from .plot_canvas import render_pool
+
+        render_pool().waitForDone(3000)
         self.qsettings.sync()
         super().closeEvent(event)

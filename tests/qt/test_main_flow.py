@@ -15,6 +15,7 @@ def select_first(qtbot, window):
     window.view.setCurrentIndex(QModelIndex())
     with qtbot.waitSignal(window.session.explanation_ready, timeout=30000) as blocker:
         window.view.setCurrentIndex(window.model.index(0))
+    qtbot.waitUntil(window.explanation.idle, timeout=30000)  # figures are built and rendered off the UI thread
     return blocker.args[1]
 
 
@@ -47,10 +48,12 @@ def test_search_explain_export(qtbot, make_window, photos, tmp_path):
     assert heat.shape == tuple(explanation["grid"])
     assert panel.attention.word.count() == len(explanation["words"]) + 1
     panel.attention.word.setCurrentIndex(1)
+    qtbot.waitUntil(panel.idle, timeout=30000)
     heat1 = panel.attention.canvas.figure.axes[0].images[1]
     att = np.asarray(explanation["attention"])[0].reshape(explanation["grid"])
     assert np.argmax(heat1.get_array()) == np.argmax(att)
     panel.attention.opacity.setValue(20)
+    qtbot.waitUntil(panel.idle, timeout=30000)
     assert abs(panel.attention.canvas.figure.axes[0].images[1].get_alpha() - 0.2) < 1e-6
 
     # 2. concepts: the co-occurrence matrix with the concept names as labels, and bars of what fired
@@ -75,7 +78,6 @@ def test_search_explain_export(qtbot, make_window, photos, tmp_path):
     photo_nodes = [n for n in nodes if n["kind"] == "image" and n.get("path")]
     if photo_nodes:
         node = photo_nodes[0]
-        panel.graph.canvas.draw()
         x, y = gax.transData.transform(panel.graph.positions[node["id"]])
         MouseEvent("button_press_event", panel.graph.canvas, x, y, button=1)._process()
         assert window.opened_urls[-1] == node["path"]

@@ -51,9 +51,9 @@ class QtAttentionView(QWidget):
     def redraw(self, *_):
         if self.explanation is None:
             return
-        plots.draw_attention(self.canvas.figure, self.explanation, self.image, self.word.currentData(),
-                             self.opacity.value() / 100.0, self.canvas.theme)
-        self.canvas.draw_idle()
+        args = (self.explanation, self.image, self.word.currentData(), self.opacity.value() / 100.0,
+                self.canvas.theme)
+        self.canvas.render_async(lambda fig: plots.draw_attention(fig, *args))
 
 
 class QtConceptsView(QWidget):
@@ -82,8 +82,8 @@ class QtConceptsView(QWidget):
 
     def redraw(self):
         if self.explanation is not None:
-            plots.draw_concepts(self.canvas.figure, self.explanation, self.canvas.theme)
-            self.canvas.draw_idle()
+            args = (self.explanation, self.canvas.theme)
+            self.canvas.render_async(lambda fig: plots.draw_concepts(fig, *args))
 
 
 class QtGraphView(QWidget):
@@ -106,8 +106,12 @@ class QtGraphView(QWidget):
 
     def redraw(self):
         if self.explanation is not None:
-            self.positions = plots.draw_graph(self.canvas.figure, self.explanation, self.canvas.theme)
-            self.canvas.draw_idle()
+            args = (self.explanation, self.canvas.theme)
+
+            def build(fig):
+                self.positions = plots.draw_graph(fig, *args)
+
+            self.canvas.render_async(build)
 
     def node_at(self, x: float, y: float, radius: float = 0.3) -> dict | None:
         """The node nearest to data point (x, y) within ``radius``, if any."""
@@ -167,7 +171,14 @@ class QtExplanationPanel(QWidget):
         self.graph.set_data(explanation)
         self.stack.setCurrentWidget(self.tabs)
 
+    def views(self) -> tuple:
+        return self.attention, self.concepts, self.graph
+
+    def idle(self) -> bool:
+        """True when no figure is being built or rendered."""
+        return all(view.canvas.idle() for view in self.views())
+
     def set_dark(self, dark: bool) -> None:
-        for view in (self.attention, self.concepts, self.graph):
+        for view in self.views():
             view.canvas.set_dark(dark)
             view.redraw()
