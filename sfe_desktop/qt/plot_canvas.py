@@ -11,7 +11,6 @@ import logging
 import threading
 from typing import Callable
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
@@ -45,14 +44,21 @@ class _RenderJob(QRunnable):
 
     def run(self) -> None:  # noqa: D102 - QRunnable API
         try:
-            with self.canvas.figure_lock:
+            canvas = self.canvas
+            with canvas.figure_lock:
                 if self.build is not None:
-                    self.build(self.canvas.figure)
-                FigureCanvasAgg.draw(self.canvas)
+                    self.build(canvas.figure)
+                # FigureCanvasAgg.draw without its super().draw(), which would touch the widget here
+                canvas.renderer = canvas.get_renderer()
+                canvas.renderer.clear()
+                canvas.figure.draw(canvas.renderer)
         except Exception:  # a plotting bug must not take the window down
             log.exception("rendering a figure failed")
         finally:
-            self.done.emit()
+            try:
+                self.done.emit()
+            except RuntimeError:  # the canvas was deleted (window closed) while rendering
+                pass
 
 
 class QtPlotCanvas(FigureCanvasQTAgg):

@@ -71,6 +71,7 @@ def draw_attention(fig: Figure, explanation: dict, image: np.ndarray | None, wor
     overlay = ax.imshow(heat, cmap="inferno", alpha=float(opacity), extent=(0, iw, ih, 0),
                         interpolation="bilinear", vmin=0.0, vmax=1.0)
     cbar = fig.colorbar(overlay, ax=ax, fraction=0.04, pad=0.02)
+    cbar.solids.set_alpha(1.0)  # the overlay is translucent, its scale is not
     cbar.set_label("attention (relative)")
     cbar.ax.yaxis.label.set_color(theme["fg"])
     ax.set_xticks([])

@@ -1,0 +1,101 @@
+"""Take the screenshots in docs/screenshots/ from the real window.
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" python scripts/screenshots.py [--checkpoint DIR]
+
+Uses the bundled default checkpoint when it exists (or --checkpoint), else the tiny random model.
+Opens a folder of generated photos, searches, selects the best result and saves the main window (light
+and dark), each explanation view and the settings dialog.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "qt"))
+OUT = ROOT / "docs" / "screenshots"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Save screenshots of the SFE Explorer window.")
+    parser.add_argument("--checkpoint", help="checkpoint folder (default: bundled model, else tiny random model)")
+    parser.add_argument("--query", default="a red car near a tree")
+    args = parser.parse_args()
+
+    from PySide6.QtCore import QEventLoop, QSettings, QTimer
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QApplication
+    from qt_helpers import make_photos
+
+    from sfe_desktop.config import default_checkpoint
+    from sfe_desktop.model.runtime import SFERuntime, tiny_runtime
+    from sfe_desktop.qt.app import resources_dir
+    from sfe_desktop.qt.main_window import QtMainWindow
+    from sfe_desktop.qt.widgets.settings_dialog import QtSettingsDialog
+
+    checkpoint = args.checkpoint or (str(default_checkpoint()) if default_checkpoint().is_dir() else None)
+    model = checkpoint or "tiny random model"
+
+    def factory(_checkpoint, device):
+        return SFERuntime.load(checkpoint, device) if checkpoint else tiny_runtime()
+
+    app = QApplication.instance() or QApplication(["sfe-desktop"])
+    app.setWindowIcon(QIcon(str(resources_dir() / "icon.png")))
+
+    def wait(signal=None, until=None, ms: int = 300000):
+        loop = QEventLoop()
+        if signal is not None:
+            signal.connect(lambda *a: loop.quit())
+        if until is not None:
+            timer = QTimer()
+            timer.timeout.connect(lambda: until() and loop.quit())
+            timer.start(50)
+        QTimer.singleShot(ms, loop.quit)
+        loop.exec()
+
+    def settle(window):
+        wait(until=lambda: window.explanation.idle() and not window.model.thumbnails_pending(), ms=30000)
+        for _ in range(5):
+            app.processEvents()
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "Holiday photos"
+        make_photos(folder, 40, size=(480, 360))
+        window = QtMainWindow(QSettings(str(Path(tmp) / "s.ini"), QSettings.IniFormat), runtime_factory=factory)
+        window.set_theme("light")
+        window.resize(1400, 860)
+        window.show()
+        wait(window.session.runtime_loaded)
+        window.open_folder(str(folder))
+        wait(window.session.index_finished)
+        window.search_bar.setText(args.query)
+        window.search()
+        wait(window.session.results_ready)
+        window.view.setCurrentIndex(window.model.index(0))
+        wait(window.session.explanation_ready)
+        settle(window)
+        window.grab().save(str(OUT / "main-window.png"))
+        for tab, name in enumerate(["attention", "concepts", "graph"]):
+            window.explanation.tabs.setCurrentIndex(tab)
+            settle(window)
+            window.explanation.grab().save(str(OUT / f"explanation-{name}.png"))
+        window.explanation.tabs.setCurrentIndex(0)
+        window.set_theme("dark")
+        settle(window)
+        window.grab().save(str(OUT / "main-window-dark.png"))
+        window.set_theme("light")
+        dialog = QtSettingsDialog(window.prefs, bool(window.session.cuda_available), window)
+        dialog.show()
+        settle(window)
+        dialog.grab().save(str(OUT / "settings-dialog.png"))
+        dialog.close()
+        window.close()
+    print(f"screenshots ({model}) written to {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
