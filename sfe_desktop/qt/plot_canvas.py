@@ -8,6 +8,7 @@ Requests coalesce: while one render runs, only the latest pending ``build`` is k
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Callable
 
@@ -20,6 +21,9 @@ from .plots import DARK, LIGHT
 
 log = logging.getLogger(__name__)
 Build = Callable[[Figure], None]
+# Off-thread rendering crashed CPython ("none_dealloc" in matplotlib's Agg draw_text) under a busy UI thread
+# in benchmarks/bench_ui_stall.py; until that is understood figures render on the UI thread by default.
+ASYNC_RENDER = os.environ.get("SFE_ASYNC_PLOTS", "") == "1"
 _POOL: QThreadPool | None = None
 
 
@@ -95,7 +99,11 @@ class QtPlotCanvas(FigureCanvasQTAgg):
             return
         build = self._pending.pop()
         self._busy = True
-        render_pool().start(_RenderJob(self, build))
+        job = _RenderJob(self, build)
+        if ASYNC_RENDER:
+            render_pool().start(job)
+        else:
+            job.run()  # same code on the UI thread; ``done`` is delivered directly
 
     def _on_rendered(self) -> None:
         self._busy = False
