@@ -15,6 +15,14 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def zero_linear(dim: int, out: int | None = None) -> nn.Linear:
+    """A residual branch's output layer, zero-initialised so a cue starts as a no-op and grows in."""
+    layer = nn.Linear(dim, out or dim)
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
 def masked_softmax(logits: torch.Tensor, mask: torch.Tensor | None, dim: int = -1) -> torch.Tensor:
     if mask is not None:
         logits = logits.masked_fill(~mask, torch.finfo(logits.dtype).min)
@@ -43,6 +51,7 @@ class ConceptCue(nn.Module):
         super().__init__()
         self.query = nn.Linear(dim, dim)
         self.gate = nn.Linear(2 * dim, dim)
+        nn.init.constant_(self.gate.bias, -2.0)  # start close to the un-enhanced features
         self.log_scale = nn.Parameter(torch.tensor(2.3))  # exp -> ~10
 
     def forward(self, x: torch.Tensor, concepts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,8 +92,7 @@ class InstanceCue(nn.Module):
         super().__init__()
         self.top = top
         self.log_scale = nn.Parameter(torch.tensor(2.3))
-        self.out = nn.Linear(dim, dim)
-        nn.init.zeros_(self.out.bias)
+        self.out = zero_linear(dim)
 
     def forward(self, g: torch.Tensor, own_protos: torch.Tensor, other_protos: torch.Tensor,
                 valid: torch.Tensor | None = None):
@@ -104,8 +112,7 @@ class NeighbourCue(nn.Module):
         super().__init__()
         self.k = k
         self.log_scale = nn.Parameter(torch.tensor(2.3))
-        self.out = nn.Linear(dim, dim)
-        nn.init.zeros_(self.out.bias)
+        self.out = zero_linear(dim)
 
     def forward(self, g: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
                 exclude: torch.Tensor | None = None):

@@ -12,15 +12,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cues import masked_softmax
+from .cues import masked_softmax, zero_linear
 
 
 class Reranker(nn.Module):
     def __init__(self, dim: int):
         super().__init__()
         self.log_scale = nn.Parameter(torch.tensor(math.log(10.0)))
-        self.fuse_word = nn.Sequential(nn.Linear(2 * dim, dim), nn.ReLU(), nn.Linear(dim, dim))
-        self.fuse_patch = nn.Sequential(nn.Linear(2 * dim, dim), nn.ReLU(), nn.Linear(dim, dim))
+        hidden = max(16, dim // 4)  # small: the patch branch runs for every candidate's every patch
+        self.fuse_word = nn.Sequential(nn.Linear(2 * dim, hidden), nn.ReLU(), zero_linear(hidden, dim))
+        self.fuse_patch = nn.Sequential(nn.Linear(2 * dim, hidden), nn.ReLU(), zero_linear(hidden, dim))
         self.mix = nn.Parameter(torch.tensor([0.5, 0.5, 1.0]))
 
     def forward(self, words: torch.Tensor, mask: torch.Tensor, patches: torch.Tensor,

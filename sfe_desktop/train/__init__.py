@@ -1,0 +1,1 @@
+"""Training, loss, retrieval metrics and evaluation."""

@@ -1,0 +1,215 @@
+"""Training on cached frozen-backbone features: Step-1 contrastive loss plus a Step-2 loss on each
+query's hardest Step-1 candidates; corpus cues refreshed every epoch without self-leakage; the best
+epoch on the validation split is saved as a checkpoint."""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..data.datasets import PairDataset
+from ..errors import Cancelled
+from ..model.build import init_concepts, refresh_memory
+from ..model.checkpoint import save_checkpoint
+from ..model.config import ModelConfig
+from ..model.sfe import SFEModel
+from .evaluate import dataset_lower, encode_lower, evaluate_encoded
+from .loss import candidate_loss, infonce, vsepp
+from .metrics import format_metrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 8
+    batch_size: int = 128
+    lr: float = 5e-4
+    backbone_lr: float = 3e-5
+    weight_decay: float = 1e-4
+    loss: str = "infonce"          # or "vsepp"
+    temperature: float = 0.05
+    step2_queries: int = 48         # queries per batch and direction trained through Step 2
+    step2_negatives: int = 3
+    feature_dropout: float = 0.1
+    seed: int = 0
+    patience: int = 3
+
+
+def adapt_lower(backbone, cached, cached_split: int, batch_size: int = 256):
+    """Run the frozen blocks between a cache taken at ``cached_split`` and the backbone's own split."""
+    if cached_split == backbone.split:
+        return cached
+    if cached_split > backbone.split:
+        raise ValueError("the feature cache was taken above the layers this model fine-tunes")
+    dev = next(backbone.parameters()).device
+    out = []
+    with torch.no_grad():
+        for a in range(0, len(cached), batch_size):
+            h = torch.as_tensor(np.asarray(cached[a:a + batch_size]), device=dev).float()
+            for block in backbone.blocks[cached_split:backbone.split]:
+                h = block(h)
+            out.append(h.half().cpu().numpy())
+    return np.concatenate(out)
+
+
+class Trainer:
+    """Train ``model_cfg`` on ``train`` and select the best epoch on ``val``."""
+
+    def __init__(self, model_cfg: ModelConfig, train: PairDataset, val: PairDataset, cfg: TrainConfig,
+                 device: torch.device, cache_dir: Path | None, out_dir: Path,
+                 log_fn: Callable[[str], None] = log.info, cancel: threading.Event | None = None,
+                 cache_split_blocks: int = 1):
+        torch.manual_seed(cfg.seed)
+        self.cfg, self.train_ds, self.val_ds, self.out_dir = cfg, train, val, Path(out_dir)
+        self.device, self.log, self.cancel = device, log_fn, cancel
+        self.model = SFEModel(model_cfg).to(device)
+        # the cache is taken below the top `cache_split_blocks` blocks, whatever this model fine-tunes
+        n_upper = self.model.image.n_upper_blocks
+        self.model.image.n_upper_blocks = max(cache_split_blocks, n_upper)
+        cache_split = self.model.image.split
+        img_tr, self.txt_tr = dataset_lower(self.model, train, cache_dir)
+        img_va, self.txt_va = dataset_lower(self.model, val, cache_dir)
+        self.model.image.n_upper_blocks = n_upper
+        self.img_tr = adapt_lower(self.model.image, img_tr, cache_split)
+        self.img_va = adapt_lower(self.model.image, img_va, cache_split)
+        self.vocab, self.cap_concepts = init_concepts(self.model, train.captions)
+        self.cap_img = np.asarray(train.caption_image)
+        self.history: list[dict] = []
+
+    def _optimizer(self):
+        backbone = [p for n, p in self.model.named_parameters() if p.requires_grad and n.startswith(("image.", "text."))]
+        heads = [p for n, p in self.model.named_parameters() if p.requires_grad and not n.startswith(("image.", "text."))]
+        groups = [{"params": heads, "lr": self.cfg.lr}]
+        if backbone:
+            groups.append({"params": backbone, "lr": self.cfg.backbone_lr})
+        return torch.optim.AdamW(groups, weight_decay=self.cfg.weight_decay)
+
+    def _batches(self, rng: np.random.Generator):
+        """Each epoch visits every caption once; a batch never holds the same image twice."""
+        caps_of = self.train_ds.captions_of()
+        rounds = max(len(c) for c in caps_of)
+        offset = rng.integers(0, rounds, size=len(caps_of))
+        for r in range(rounds):
+            order = rng.permutation(len(caps_of))
+            for a in range(0, len(order), self.cfg.batch_size):
+                imgs = order[a:a + self.cfg.batch_size]
+                if len(imgs) < 8:
+                    continue
+                caps = np.array([caps_of[i][(r + offset[i]) % len(caps_of[i])] for i in imgs])
+                yield imgs, caps
+
+    def _step2_loss(self, il, tl, gi, gt, sims):
+        m, q, n = self.model, self.cfg.step2_queries, self.cfg.step2_negatives
+        q = min(q, sims.shape[0])
+        neg_mask = torch.eye(sims.shape[0], dtype=torch.bool, device=sims.device)
+        hard = sims.detach().masked_fill(neg_mask, -1e4)
+        loss = 0.0
+        for direction in ("t2i", "i2t"):
+            mat = hard.t() if direction == "t2i" else hard   # rows: queries
+            negs = mat[:q].topk(min(n, mat.shape[1] - 1), dim=1).indices
+            cands = torch.cat([torch.arange(q, device=sims.device)[:, None], negs], dim=1)  # (q, 1+n)
+            qi = torch.arange(q, device=sims.device)[:, None].expand_as(cands).reshape(-1)
+            ci = cands.reshape(-1)
+            ti, ii = (qi, ci) if direction == "t2i" else (ci, qi)
+            scores = m.pair_scores(tl.feats[ti], tl.mask[ti], il.feats[ii], gt[ti], gi[ii]).view(q, -1)
+            loss = loss + candidate_loss(scores)
+        return loss / 2
+
+    def train_epoch(self, epoch: int, opt, sched, progress=None) -> float:
+        m, cfg, dev = self.model, self.cfg, self.device
+        if m.cfg.use_instance or m.cfg.use_neighbour:
+            refresh_memory(m, self.img_tr, self.txt_tr, self.cap_img, self.cap_concepts, leave_half_out=True)
+        m.train()
+        m.image.eval()
+        m.text.eval()
+        rng = np.random.default_rng(cfg.seed + epoch)
+        losses = []
+        batches = list(self._batches(rng))
+        for step, (imgs, caps) in enumerate(batches):
+            if self.cancel is not None and self.cancel.is_set():
+                raise Cancelled("training cancelled")
+            x = torch.as_tensor(np.asarray(self.img_tr[imgs]), device=dev).float()
+            mask = torch.as_tensor(self.txt_tr["mask"][caps], device=dev)
+            width = int(mask.sum(1).max())
+            h = torch.as_tensor(self.txt_tr["hidden"][caps, :width], device=dev).float()
+            mask = mask[:, :width]
+            if cfg.feature_dropout:
+                x = torch.nn.functional.dropout(x, cfg.feature_dropout)
+                h = torch.nn.functional.dropout(h, cfg.feature_dropout)
+            ids = torch.as_tensor(imgs, device=dev)
+            half = ids % 2
+            concepts = m.concept_embeddings()
+            il = m.image_local(x, concepts)
+            tl = m.text_local(h, mask, concepts)
+            gi = m.image_global(il, ids=ids, half=half).vec
+            gt = m.text_global(tl, ids=ids, half=half).vec
+            sims = gi @ gt.t()
+            loss = infonce(sims, cfg.temperature) if cfg.loss == "infonce" else vsepp(sims)
+            if m.cfg.use_step2:
+                loss = loss + self._step2_loss(il, tl, gi, gt, sims)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(m.trainable_parameters(), 2.0)
+            opt.step()
+            sched.step()
+            losses.append(float(loss))
+            if progress:
+                progress(step + 1, len(batches), float(np.mean(losses[-50:])))
+        return float(np.mean(losses))
+
+    def validate(self) -> dict:
+        m = self.model
+        if m.cfg.use_instance or m.cfg.use_neighbour:
+            refresh_memory(m, self.img_tr, self.txt_tr, self.cap_img, self.cap_concepts, leave_half_out=False)
+        enc = encode_lower(m, self.img_va, self.txt_va)
+        return evaluate_encoded(m, enc, self.val_ds.caption_image)
+
+    def fit(self, progress_factory=None, meta: dict | None = None) -> dict:
+        cfg = self.cfg
+        opt = self._optimizer()
+        steps = cfg.epochs * sum(1 for _ in self._batches(np.random.default_rng(0)))
+        warm = max(1, steps // 20)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
+        best, best_epoch, bad = -1.0, -1, 0
+        for epoch in range(1, cfg.epochs + 1):
+            t0 = time.time()
+            progress = progress_factory(epoch) if progress_factory else None
+            loss = self.train_epoch(epoch, opt, sched, progress)
+            metrics = self.validate()
+            key = metrics["rerank"]["rsum"]
+            row = {"epoch": epoch, "loss": round(loss, 4), "seconds": round(time.time() - t0, 1),
+                   "val_step1": metrics["step1"], "val_rerank": metrics["rerank"]}
+            self.history.append(row)
+            self.log(f"epoch {epoch}: loss {loss:.4f}, {row['seconds']:.0f} s | step1 {format_metrics(metrics['step1'])}"
+                     f" | re-ranked rSum {key:.1f}")
+            if key > best:
+                best, best_epoch, bad = key, epoch, 0
+                self.save(metrics, epoch, meta or {})
+            else:
+                bad += 1
+                if bad >= cfg.patience:
+                    self.log(f"stopping: no better val rSum for {bad} epochs")
+                    break
+        return {"best_epoch": best_epoch, "best_rsum": best, "history": self.history}
+
+    def save(self, metrics: dict, epoch: int, meta: dict) -> None:
+        m = self.model
+        # the shipped memory bank and prototypes are the full training corpus (no halves)
+        if m.cfg.use_instance or m.cfg.use_neighbour:
+            refresh_memory(m, self.img_tr, self.txt_tr, self.cap_img, self.cap_concepts, leave_half_out=False)
+        save_checkpoint(m, self.out_dir, {
+            "concepts": self.vocab, "captions": self.train_ds.captions,
+            "caption_image": [int(i) for i in self.train_ds.caption_image], "images": self.train_ds.images,
+            "training": {"dataset": self.train_ds.name, "val": self.val_ds.name, "epoch": epoch,
+                         "config": asdict(self.cfg), "history": self.history, **meta},
+            "metrics": {"val": metrics},
+        })
