@@ -1,34 +1,38 @@
-"""QtPlotCanvas: a matplotlib ``Figure`` embedded with ``FigureCanvasQTAgg`` (no pyplot), drawn off the UI thread.
+"""QtPlotView: shows a matplotlib figure rendered off the UI thread.
 
-Building a figure and rendering it with Agg takes 100-300 ms on a slow CPU, too long for the UI thread.
-:meth:`QtPlotCanvas.render_async` runs ``build(figure)`` and the Agg render on a one-thread pool (the
-Figure is plain Python, not a Qt object); the UI thread only blits the finished buffer in ``paintEvent``.
-Requests coalesce: while one render runs, only the latest pending ``build`` is kept.
+Building a figure and drawing it with Agg takes 100-300 ms on a slow CPU, too long for the UI thread. A view
+is given a *renderer*, ``renderer(width_px, height_px, dpi) -> plots.Rendered`` (pure matplotlib on a fresh
+``Figure`` + ``FigureCanvasAgg``, holding ``plots.DRAW_LOCK``); it runs on :func:`render_pool`, one thread,
+and hands back ``QImage`` layers that ``paintEvent`` only blits. The UI thread never draws a figure.
+
+* Lazy: a view renders only while visible (a hidden tab renders when it is shown).
+* Coalescing: while one render runs, only the latest request of a view is kept.
+* Resizing shows the last image scaled and re-renders at the new size after a short pause.
+* Layers: ``rgba`` is drawn, then ``overlay`` (if any) with :attr:`QtPlotView.overlay_opacity`, so an opacity
+  change is a repaint, not a render.
 """
 from __future__ import annotations
 
 import logging
-import os
-import threading
 from typing import Callable
 
-from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
-from matplotlib.figure import Figure
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
-from PySide6.QtWidgets import QSizePolicy
+import numpy as np
+from PySide6.QtCore import QObject, QPointF, QRectF, QRunnable, QSize, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtGui import QColor, QImage, QPainter
+from PySide6.QtWidgets import QSizePolicy, QWidget
+from shiboken6 import isValid
 
-from .plots import DARK, LIGHT
+from .plots import LIGHT, Rendered
 
 log = logging.getLogger(__name__)
-Build = Callable[[Figure], None]
-# Off-thread rendering crashed CPython ("none_dealloc" in matplotlib's Agg draw_text) under a busy UI thread
-# in benchmarks/bench_ui_stall.py; until that is understood figures render on the UI thread by default.
-ASYNC_RENDER = os.environ.get("SFE_ASYNC_PLOTS", "") == "1"
+Renderer = Callable[[int, int, float], Rendered]
+RESIZE_PAUSE_MS = 150
 _POOL: QThreadPool | None = None
+_DISPATCH: "_Dispatcher | None" = None
 
 
 def render_pool() -> QThreadPool:
-    """The single thread that builds and renders every figure (matplotlib is not thread-safe per figure)."""
+    """The single thread that builds and renders every figure."""
     global _POOL
     if _POOL is None:
         _POOL = QThreadPool()
@@ -36,102 +40,195 @@ def render_pool() -> QThreadPool:
     return _POOL
 
 
-class _RenderSignals(QObject):
-    done = Signal()
+def to_qimage(rgba: np.ndarray, dpr: float = 1.0) -> QImage:
+    """An (H, W, 4) uint8 RGBA array as a QImage that owns its pixels (safe to build on any thread)."""
+    rgba = np.ascontiguousarray(rgba, dtype=np.uint8)
+    h, w = rgba.shape[:2]
+    image = QImage(rgba.data, w, h, 4 * w, QImage.Format_RGBA8888).copy()
+    image.setDevicePixelRatio(dpr)
+    return image
+
+
+class _Dispatcher(QObject):
+    """Lives on the GUI thread; delivers finished renders to their view if it still exists."""
+
+    done = Signal(object)
+
+    def __init__(self):
+        super().__init__()
+        self.done.connect(self._deliver)
+
+    @staticmethod
+    def _deliver(payload) -> None:
+        view, generation, rendered, layers = payload
+        if isValid(view):
+            view._on_rendered(generation, rendered, layers)
+
+
+def _dispatcher() -> _Dispatcher:
+    global _DISPATCH
+    if _DISPATCH is None:  # first called from a view's constructor, on the GUI thread
+        _DISPATCH = _Dispatcher()
+    return _DISPATCH
 
 
 class _RenderJob(QRunnable):
-    def __init__(self, canvas: "QtPlotCanvas", build: Build | None):
+    def __init__(self, view: "QtPlotView", generation: int, renderer: Renderer, size: QSize, dpr: float):
         super().__init__()
-        self.canvas, self.build = canvas, build
-        self.done = canvas._render_signals.done  # keep the bound signal: emitted after the canvas may be gone
+        self.view, self.generation, self.renderer = view, generation, renderer
+        self.width, self.height, self.dpr = size.width(), size.height(), dpr
+        self.done = _dispatcher().done
 
     def run(self) -> None:  # noqa: D102 - QRunnable API
+        rendered, layers = None, None
         try:
-            canvas = self.canvas
-            with canvas.figure_lock:
-                if self.build is not None:
-                    self.build(canvas.figure)
-                # FigureCanvasAgg.draw without its super().draw(), which would touch the widget here
-                canvas.renderer = canvas.get_renderer()
-                canvas.renderer.clear()
-                canvas.figure.draw(canvas.renderer)
+            rendered = self.renderer(round(self.width * self.dpr), round(self.height * self.dpr), 100.0 * self.dpr)
+            layers = (to_qimage(rendered.rgba, self.dpr),
+                      None if rendered.overlay is None else to_qimage(rendered.overlay, self.dpr))
         except Exception:  # a plotting bug must not take the window down
             log.exception("rendering a figure failed")
-        finally:
-            try:
-                self.done.emit()
-            except RuntimeError:  # the canvas was deleted (window closed) while rendering
-                pass
+        self.done.emit((self.view, self.generation, rendered, layers))
 
 
-class QtPlotCanvas(FigureCanvasQTAgg):
-    """A canvas owning one constrained-layout ``Figure``; :attr:`theme` follows the app palette."""
+class QtPlotView(QWidget):
+    """Shows what a renderer drew; :attr:`clicked` gives a press position in image pixels."""
 
     rendered = Signal()
+    clicked = Signal(QPointF)
 
-    def __init__(self, parent=None, width: float = 6.0, height: float = 4.5):
-        self.figure = Figure(figsize=(width, height), layout="constrained")
-        super().__init__(self.figure)
-        self.setParent(parent)
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        _dispatcher()
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
         self.setMinimumSize(240, 200)
         self.theme = LIGHT
-        self.figure_lock = threading.Lock()
-        self._render_signals = _RenderSignals(self)
-        self._render_signals.done.connect(self._on_rendered)
+        self.overlay_opacity = 0.5
+        self.result: Rendered | None = None      # the last finished render
+        self._layers: tuple[QImage, QImage | None] | None = None
+        self._renderer: Renderer | None = None
+        self._stale = False
         self._busy = False
-        self._pending: list[Build | None] = []
+        self._generation = 0
+        self._rendered_size = QSize()
+        self._resize_timer = QTimer(self)
+        self._resize_timer.setSingleShot(True)
+        self._resize_timer.setInterval(RESIZE_PAUSE_MS)
+        self._resize_timer.timeout.connect(self._kick)
 
     def set_dark(self, dark: bool) -> None:
+        from .plots import DARK
+
         self.theme = DARK if dark else LIGHT
 
-    # -- asynchronous drawing ---------------------------------------------------------------------
-    def render_async(self, build: Build | None = None) -> None:
-        """Run ``build(figure)`` (None: just re-render) and the Agg render off the UI thread."""
-        if self._pending and self._pending[0] is not None and build is None:
-            return  # a rebuild is queued anyway
-        self._pending = [build]
+    # -- requests ----------------------------------------------------------------------------------
+    def set_renderer(self, renderer: Renderer, keep_image: bool = False) -> None:
+        """Draw with ``renderer`` from now on; renders now if visible, else when shown.
+
+        ``keep_image``: show the current image until the new one is ready (same data, another word or
+        theme); otherwise *Drawing…* replaces it (another explanation must not show the old one)."""
+        self._renderer = renderer
+        if not keep_image:
+            self._layers = None
+            self.update()
+        self._generation += 1
+        self._stale = True
         self._kick()
 
-    def _kick(self) -> None:
-        if self._busy or not self._pending:
-            return
-        build = self._pending.pop()
-        self._busy = True
-        job = _RenderJob(self, build)
-        if ASYNC_RENDER:
-            render_pool().start(job)
-        else:
-            job.run()  # same code on the UI thread; ``done`` is delivered directly
-
-    def _on_rendered(self) -> None:
-        self._busy = False
+    def clear(self) -> None:
+        self._renderer, self.result, self._layers, self._stale = None, None, None, False
+        self._generation += 1
         self.update()
-        if self._pending:
-            self._kick()
-        else:
+
+    def _kick(self) -> None:
+        if self._busy or not self._stale or self._renderer is None or not self.isVisible():
+            return
+        self._resize_timer.stop()
+        self._stale = False
+        self._busy = True
+        size = self.size()
+        self._rendered_size = size
+        job = _RenderJob(self, self._generation, self._renderer, size, self.devicePixelRatioF())
+        render_pool().start(job)
+
+    def _on_rendered(self, generation: int, rendered: Rendered | None, layers) -> None:
+        self._busy = False
+        if generation == self._generation and rendered is not None:
+            self.result, self._layers = rendered, layers
+            self.update()
+        if self.size() != self._rendered_size and self._renderer is not None:
+            self._stale = True
+        self._kick()
+        if self.idle():
             self.rendered.emit()
 
     def idle(self) -> bool:
-        return not self._busy and not self._pending
+        """True when nothing is being rendered or waiting to be (a hidden, stale view waits for nothing)."""
+        waiting = self._stale and self._renderer is not None and self.isVisible()
+        return not self._busy and not waiting
 
-    def draw(self) -> None:
-        """Matplotlib's draw (after ``draw_idle``, a resize or a first paint): rendered off the UI thread."""
-        self.render_async(None)
+    def set_overlay_opacity(self, opacity: float) -> None:
+        self.overlay_opacity = float(opacity)
+        self.update()
 
+    # -- geometry ------------------------------------------------------------------------------------
+    def image_rect(self) -> QRectF:
+        """Where the rendered image is drawn (scaled to fit, centred), in widget coordinates."""
+        if not self._layers:
+            return QRectF()
+        image = self._layers[0]
+        iw, ih = image.width() / image.devicePixelRatio(), image.height() / image.devicePixelRatio()
+        scale = min(self.width() / iw, self.height() / ih) if iw and ih else 1.0
+        w, h = iw * scale, ih * scale
+        return QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h)
+
+    def image_to_widget(self, x: float, y: float) -> QPointF:
+        """Image pixel (origin top left) -> widget point."""
+        rect = self.image_rect()
+        image = self._layers[0]
+        return QPointF(rect.x() + x * rect.width() / image.width(), rect.y() + y * rect.height() / image.height())
+
+    def widget_to_image(self, point: QPointF) -> QPointF:
+        rect = self.image_rect()
+        image = self._layers[0]
+        return QPointF((point.x() - rect.x()) * image.width() / rect.width(),
+                       (point.y() - rect.y()) * image.height() / rect.height())
+
+    def pixel_scale(self) -> float:
+        """Image pixels per widget pixel (1.0 while the image is shown at its rendered size)."""
+        rect = self.image_rect()
+        return self._layers[0].width() / rect.width() if self._layers and rect.width() else 1.0
+
+    # -- Qt events -------------------------------------------------------------------------------------
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt API
-        if not self.figure_lock.acquire(blocking=False):
-            return  # a render is running; its completion repaints
-        try:
-            super().paintEvent(event)
-        finally:
-            self.figure_lock.release()
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), QColor(self.theme["bg"]))
+        if not self._layers:
+            painter.setPen(Qt.gray)
+            painter.drawText(self.rect(), Qt.AlignCenter, "Drawing…" if self._renderer else "")
+            painter.end()
+            return
+        base, overlay = self._layers
+        rect = self.image_rect()
+        exact = abs(rect.width() * base.devicePixelRatio() - base.width()) < 1
+        painter.setRenderHint(QPainter.SmoothPixmapTransform, not exact)
+        painter.drawImage(rect, base)
+        if overlay is not None and self.overlay_opacity > 0:
+            painter.setOpacity(self.overlay_opacity)
+            painter.drawImage(rect, overlay)
+        painter.end()
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
-        with self.figure_lock:  # never resize the figure under a running render
-            super().resizeEvent(event)
+        super().resizeEvent(event)
+        if self._renderer is not None and self.size() != self._rendered_size:
+            self._stale = True
+            if not self._busy and self.isVisible():
+                self._resize_timer.start()
 
-    def has_artists(self) -> bool:
-        """True once something from data was drawn (images, patches, lines or collections)."""
-        return any(ax.images or ax.patches or ax.lines or ax.collections for ax in self.figure.axes)
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().showEvent(event)
+        self._kick()  # a tab shown with a stale figure renders now
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt API
+        if self._layers and event.button() == Qt.LeftButton:
+            self.clicked.emit(self.widget_to_image(event.position()))
+        super().mousePressEvent(event)

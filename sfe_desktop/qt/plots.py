@@ -1,19 +1,28 @@
 """Draw the three explanation views onto matplotlib ``Figure`` objects (no pyplot, no Qt).
 
-Each function takes the core's explanation dict (schema in docs/architecture.md) and only draws it.
+``draw_*`` take the core's explanation dict (schema in docs/architecture.md) and only draw it. ``render_*``
+build a fresh ``Figure`` on a ``FigureCanvasAgg`` and return its pixels (:class:`Rendered`); the Qt layer
+calls them on its render thread. Every matplotlib build and draw in the app holds :data:`DRAW_LOCK`:
+matplotlib (its FreeType font cache in particular) is not thread-safe, and two threads drawing text at once
+crashed CPython ("none_dealloc").
 """
 from __future__ import annotations
 
 import math
 import os
 import textwrap
-from typing import Any
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 LIGHT = {"bg": "#ffffff", "fg": "#202124", "grid": "#9aa0a6"}
 DARK = {"bg": "#2b2b2b", "fg": "#e8e8e8", "grid": "#8a8a8a"}
+DRAW_LOCK = threading.RLock()  # held by every matplotlib build/draw of the app, whatever the thread
 KIND_STYLE = {  # node kind -> (colour, marker, size)
     "query": ("#f28e2b", "*", 520),
     "image": ("#4e79a7", "s", 260),
@@ -221,3 +230,88 @@ def draw_graph(fig: Figure, explanation: dict, theme: dict = LIGHT) -> dict[str,
     ax.set_title("Nearest neighbours and their cross-modal partners (edge = similarity)", fontsize=10)
     _finish(fig, theme)
     return pos
+
+
+# -- rendering to pixels (any thread) ------------------------------------------------------------------------
+@dataclass
+class Rendered:
+    """Pixels of one drawn figure.
+
+    Attributes
+    ----------
+    rgba
+        (H, W, 4) uint8, the whole figure.
+    figure
+        The ``Figure`` that was drawn (inspect only; never drawn again).
+    overlay
+        (H, W, 4) uint8 layer to be composed over ``rgba`` with a user-chosen opacity, or None.
+    info
+        What the plot needs for interaction (e.g. node pixel positions), plot-specific.
+    """
+
+    rgba: np.ndarray
+    figure: Figure
+    overlay: np.ndarray | None = None
+    info: dict = field(default_factory=dict)
+
+
+@contextmanager
+def agg_figure(width_px: int, height_px: int, dpi: float = 100.0) -> Iterator[Figure]:
+    """A fresh constrained-layout ``Figure`` on its own Agg canvas, with :data:`DRAW_LOCK` held."""
+    with DRAW_LOCK:
+        fig = Figure(figsize=(max(width_px, 16) / dpi, max(height_px, 16) / dpi), dpi=dpi, layout="constrained")
+        FigureCanvasAgg(fig)
+        yield fig
+
+
+def _pixels(fig: Figure) -> np.ndarray:
+    fig.canvas.draw()
+    return np.array(fig.canvas.buffer_rgba(), dtype=np.uint8)  # a copy: the canvas buffer is reused
+
+
+def render_attention(explanation: dict, image: np.ndarray | None, word: int | None, theme: dict,
+                     width_px: int, height_px: int, dpi: float = 100.0) -> Rendered:
+    """The attention figure without the heatmap (``rgba``) and the heatmap alone at full opacity
+    (``overlay``, transparent elsewhere, same layout): ``rgba`` + opacity x ``overlay`` is what
+    :func:`draw_attention` draws at that opacity, so the opacity slider needs no new render."""
+    with agg_figure(width_px, height_px, dpi) as fig:
+        draw_attention(fig, explanation, image, word, opacity=0.0, theme=theme)
+        base = _pixels(fig)
+        info: dict = {"heat": None}
+        overlay = None
+        ax = fig.axes[0] if fig.axes else None
+        if ax is not None and ax.images:
+            heat = ax.images[-1]
+            info["heat"] = np.asarray(heat.get_array())
+            fig.set_layout_engine("none")  # keep the positions of the first draw
+            hidden = [a for a in fig.findobj() if a not in (fig, ax, heat) and a.get_visible()]
+            for artist in hidden:
+                artist.set_visible(False)
+            heat.set_alpha(1.0)
+            overlay = _pixels(fig)
+            for artist in hidden:  # leave the figure as drawn (tests inspect it)
+                artist.set_visible(True)
+            heat.set_alpha(0.0)
+    return Rendered(base, fig, overlay, info)
+
+
+def render_concepts(explanation: dict, theme: dict, width_px: int, height_px: int,
+                    dpi: float = 100.0) -> Rendered:
+    with agg_figure(width_px, height_px, dpi) as fig:
+        draw_concepts(fig, explanation, theme)
+        return Rendered(_pixels(fig), fig)
+
+
+def render_graph(explanation: dict, theme: dict, width_px: int, height_px: int, dpi: float = 100.0) -> Rendered:
+    """The neighbour graph; ``info["pixels"]`` maps node id -> (x, y) in image pixels (origin top left)
+    and ``info["positions"]`` node id -> data coordinates."""
+    with agg_figure(width_px, height_px, dpi) as fig:
+        pos = draw_graph(fig, explanation, theme)
+        rgba = _pixels(fig)
+        pixels: dict[str, tuple[float, float]] = {}
+        if pos and fig.axes:
+            ids = list(pos)
+            xy = fig.axes[0].transData.transform(np.array([pos[i] for i in ids], dtype=float))
+            height = rgba.shape[0]
+            pixels = {i: (float(x), float(height - y)) for i, (x, y) in zip(ids, xy)}
+    return Rendered(rgba, fig, None, {"positions": pos, "pixels": pixels})

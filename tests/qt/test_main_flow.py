@@ -4,8 +4,7 @@ from __future__ import annotations
 import csv
 
 import numpy as np
-from matplotlib.backend_bases import MouseEvent
-from PySide6.QtCore import QModelIndex, Qt
+from PySide6.QtCore import QModelIndex, QPoint, Qt
 
 from sfe_desktop.qt.models.results_model import ThumbnailRole
 from qt_helpers import open_and_index, run_search
@@ -16,6 +15,7 @@ def select_first(qtbot, window):
     with qtbot.waitSignal(window.session.explanation_ready, timeout=30000) as blocker:
         window.view.setCurrentIndex(window.model.index(0))
     qtbot.waitUntil(window.explanation.idle, timeout=30000)  # figures are built and rendered off the UI thread
+    qtbot.waitUntil(lambda: window.explanation.attention.plot.result is not None, timeout=30000)
     return blocker.args[1]
 
 
@@ -42,22 +42,28 @@ def test_search_explain_export(qtbot, make_window, photos, tmp_path):
     assert panel.stack.currentWidget() is panel.tabs
 
     # 1. patch attention: the photo and the heatmap, whose values come from the explanation
-    ax = panel.attention.canvas.figure.axes[0]
+    attention = panel.attention.plot
+    assert attention.result is not None and attention.result.overlay is not None
+    ax = attention.result.figure.axes[0]
     assert len(ax.images) == 2
-    heat = ax.images[1].get_array()
-    assert heat.shape == tuple(explanation["grid"])
+    assert attention.result.info["heat"].shape == tuple(explanation["grid"])
     assert panel.attention.word.count() == len(explanation["words"]) + 1
     panel.attention.word.setCurrentIndex(1)
-    qtbot.waitUntil(panel.idle, timeout=30000)
-    heat1 = panel.attention.canvas.figure.axes[0].images[1]
+    qtbot.waitUntil(lambda: panel.idle() and attention.result.figure is not ax.figure, timeout=30000)
     att = np.asarray(explanation["attention"])[0].reshape(explanation["grid"])
-    assert np.argmax(heat1.get_array()) == np.argmax(att)
-    panel.attention.opacity.setValue(20)
-    qtbot.waitUntil(panel.idle, timeout=30000)
-    assert abs(panel.attention.canvas.figure.axes[0].images[1].get_alpha() - 0.2) < 1e-6
+    assert np.argmax(attention.result.info["heat"]) == np.argmax(att)
+    before = attention.grab().toImage()
+    panel.attention.opacity.setValue(20)  # composed on repaint, no new render
+    assert panel.idle() and abs(attention.overlay_opacity - 0.2) < 1e-6
+    assert attention.grab().toImage() != before
+
+    # the other tabs render when shown
+    assert panel.concepts.plot.result is None and panel.graph.plot.result is None
+    panel.tabs.setCurrentWidget(panel.concepts)
+    qtbot.waitUntil(lambda: panel.idle() and panel.concepts.plot.result is not None, timeout=30000)
 
     # 2. concepts: the co-occurrence matrix with the concept names as labels, and bars of what fired
-    fig = panel.concepts.canvas.figure
+    fig = panel.concepts.plot.result.figure
     matrix_ax = fig.axes[0]
     names = explanation["concepts"]["names"]
     assert matrix_ax.images[0].get_array().shape == (len(names), len(names))
@@ -67,20 +73,24 @@ def test_search_explain_export(qtbot, make_window, photos, tmp_path):
     assert bars >= expected_bars > 0
 
     # 3. neighbour graph: one line per edge, one marker per node
-    gfig = panel.graph.canvas.figure
-    gax = gfig.axes[0]
+    panel.tabs.setCurrentWidget(panel.graph)
+    qtbot.waitUntil(lambda: panel.idle() and panel.graph.plot.result is not None, timeout=30000)
+    gax = panel.graph.plot.result.figure.axes[0]
     nodes = explanation["neighbours"]["nodes"]
     drawn_nodes = sum(len(c.get_offsets()) for c in gax.collections)
-    assert drawn_nodes == len([n for n in nodes if n["id"] in panel.graph.positions]) == len(nodes)
+    assert drawn_nodes == len([n for n in nodes if n["id"] in panel.graph.pixels]) == len(nodes)
     assert len(gax.lines) == len(explanation["neighbours"]["edges"])
 
-    # clicking a photo node opens the photo
-    photo_nodes = [n for n in nodes if n["kind"] == "image" and n.get("path")]
-    if photo_nodes:
-        node = photo_nodes[0]
-        x, y = gax.transData.transform(panel.graph.positions[node["id"]])
-        MouseEvent("button_press_event", panel.graph.canvas, x, y, button=1)._process()
+    # clicking a photo node opens the photo (the result node included); a click on empty space does not
+    photo_nodes = [n for n in nodes if n["kind"] in ("image", "query") and n.get("path")]
+    assert any(n["path"] == results[0].path for n in photo_nodes)
+    for node in photo_nodes:
+        point = panel.graph.plot.image_to_widget(*panel.graph.pixels[node["id"]]).toPoint()
+        qtbot.mouseClick(panel.graph.plot, Qt.LeftButton, pos=point)
         assert window.opened_urls[-1] == node["path"]
+    opened = len(window.opened_urls)
+    qtbot.mouseClick(panel.graph.plot, Qt.LeftButton, pos=QPoint(2, 2))
+    assert len(window.opened_urls) == opened
 
     # Enter on a result opens the photo
     window.view.setFocus()
@@ -110,7 +120,7 @@ def test_find_captions_and_similar(qtbot, make_window, photos):
     assert window.model.index(0).data(Qt.DisplayRole) == captions[0].caption
     explanation = select_first(qtbot, window)
     assert explanation["words"]
-    assert window.explanation.attention.canvas.has_artists()
+    assert window.explanation.attention.plot.result.figure.axes[0].images
 
     similar = run_search(qtbot, window, lambda: window.find_similar(photo))
     assert similar and all(r.path for r in similar)

@@ -66,7 +66,7 @@ def test_themes(make_window):
     window = make_window()
     window.set_theme("dark")
     assert QApplication.palette().color(QPalette.Window).lightness() < 80
-    assert window.explanation.attention.canvas.theme["bg"] == "#2b2b2b"
+    assert window.explanation.attention.plot.theme["bg"] == "#2b2b2b"
     window.toggle_dark_action.trigger()
     assert window.theme == "light"
     assert QApplication.palette().color(QPalette.Window).lightness() > 180

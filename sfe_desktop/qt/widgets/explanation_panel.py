@@ -9,15 +9,20 @@ from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSlider, QStacked
                                QWidget)
 
 from .. import plots
-from ..plot_canvas import QtPlotCanvas
+from ..plot_canvas import QtPlotView
+
+CLICK_RADIUS = 16  # widget pixels around a node centre that count as a click on it
 
 
 class QtAttentionView(QWidget):
-    """Photo with the word-to-patch attention heatmap; a word selector and an opacity slider."""
+    """Photo with the word-to-patch attention heatmap; a word selector and an opacity slider.
+
+    A word change re-renders (off the UI thread); the opacity only changes how the rendered heatmap layer
+    is composed over the photo layer, a repaint."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.canvas = QtPlotCanvas(self)
+        self.plot = QtPlotView(self)
         self.word = QComboBox()
         self.word.setMinimumContentsLength(12)
         self.opacity = QSlider(Qt.Horizontal)
@@ -32,11 +37,12 @@ class QtAttentionView(QWidget):
         bar.addWidget(self.opacity, 1)
         lay = QVBoxLayout(self)
         lay.addLayout(bar)
-        lay.addWidget(self.canvas, 1)
+        lay.addWidget(self.plot, 1)
         self.explanation: dict | None = None
         self.image: np.ndarray | None = None
-        self.word.currentIndexChanged.connect(self.redraw)
-        self.opacity.valueChanged.connect(self.redraw)
+        self.plot.set_overlay_opacity(self.opacity.value() / 100.0)
+        self.word.currentIndexChanged.connect(lambda *_: self.redraw(keep_image=True))
+        self.opacity.valueChanged.connect(lambda value: self.plot.set_overlay_opacity(value / 100.0))
 
     def set_data(self, explanation: dict, image: np.ndarray | None) -> None:
         self.explanation, self.image = explanation, image
@@ -48,12 +54,11 @@ class QtAttentionView(QWidget):
         self.word.blockSignals(False)
         self.redraw()
 
-    def redraw(self, *_):
+    def redraw(self, keep_image: bool = False) -> None:
         if self.explanation is None:
             return
-        args = (self.explanation, self.image, self.word.currentData(), self.opacity.value() / 100.0,
-                self.canvas.theme)
-        self.canvas.render_async(lambda fig: plots.draw_attention(fig, *args))
+        args = (self.explanation, self.image, self.word.currentData(), self.plot.theme)
+        self.plot.set_renderer(lambda w, h, dpi: plots.render_attention(*args, w, h, dpi), keep_image)
 
 
 class QtConceptsView(QWidget):
@@ -61,12 +66,12 @@ class QtConceptsView(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.canvas = QtPlotCanvas(self)
+        self.plot = QtPlotView(self)
         self.summary = QLabel()
         self.summary.setWordWrap(True)
         self.summary.setTextInteractionFlags(Qt.TextSelectableByMouse)
         lay = QVBoxLayout(self)
-        lay.addWidget(self.canvas, 1)
+        lay.addWidget(self.plot, 1)
         lay.addWidget(self.summary)
         self.explanation: dict | None = None
 
@@ -80,55 +85,59 @@ class QtConceptsView(QWidget):
 
         self.summary.setText(f"<b>Query:</b> {names('text')}<br><b>Photo:</b> {names('image')}")
 
-    def redraw(self):
+    def redraw(self, keep_image: bool = False) -> None:
         if self.explanation is not None:
-            args = (self.explanation, self.canvas.theme)
-            self.canvas.render_async(lambda fig: plots.draw_concepts(fig, *args))
+            args = (self.explanation, self.plot.theme)
+            self.plot.set_renderer(lambda w, h, dpi: plots.render_concepts(*args, w, h, dpi), keep_image)
 
 
 class QtGraphView(QWidget):
-    """The neighbour graph; clicking a photo node emits :attr:`photo_clicked` with its path."""
+    """The neighbour graph; clicking a photo node emits :attr:`photo_clicked` with its path.
+
+    The render returns each node's pixel position in the image; a click is hit-tested against them."""
 
     photo_clicked = Signal(str)
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.canvas = QtPlotCanvas(self)
+        self.plot = QtPlotView(self)
         lay = QVBoxLayout(self)
-        lay.addWidget(self.canvas, 1)
+        lay.addWidget(self.plot, 1)
         self.explanation: dict | None = None
-        self.positions: dict[str, tuple[float, float]] = {}
-        self.canvas.mpl_connect("button_press_event", self._on_press)
+        self.plot.clicked.connect(self._on_click)
+
+    @property
+    def pixels(self) -> dict[str, tuple[float, float]]:
+        """Node id -> (x, y) in pixels of the shown image, from the last finished render."""
+        result = self.plot.result
+        return result.info.get("pixels", {}) if result is not None else {}
 
     def set_data(self, explanation: dict) -> None:
         self.explanation = explanation
         self.redraw()
 
-    def redraw(self):
+    def redraw(self, keep_image: bool = False) -> None:
         if self.explanation is not None:
-            args = (self.explanation, self.canvas.theme)
+            args = (self.explanation, self.plot.theme)
+            self.plot.set_renderer(lambda w, h, dpi: plots.render_graph(*args, w, h, dpi), keep_image)
 
-            def build(fig):
-                self.positions = plots.draw_graph(fig, *args)
-
-            self.canvas.render_async(build)
-
-    def node_at(self, x: float, y: float, radius: float = 0.3) -> dict | None:
-        """The node nearest to data point (x, y) within ``radius``, if any."""
+    def node_at(self, x: float, y: float, radius: float | None = None) -> dict | None:
+        """The node nearest to image pixel (x, y) within ``radius`` pixels (default: CLICK_RADIUS widget px)."""
+        if radius is None:
+            radius = CLICK_RADIUS * self.plot.pixel_scale()
         best, best_d = None, radius
+        pixels = self.pixels
         for node in (self.explanation or {}).get("neighbours", {}).get("nodes", []):
-            if node["id"] in self.positions:
-                nx, ny = self.positions[node["id"]]
+            if node["id"] in pixels:
+                nx, ny = pixels[node["id"]]
                 d = math.hypot(nx - x, ny - y)
                 if d <= best_d:
                     best, best_d = node, d
         return best
 
-    def _on_press(self, event) -> None:
-        if event.xdata is None or event.ydata is None:
-            return
-        node = self.node_at(event.xdata, event.ydata)
-        if node and node.get("kind") == "image" and node.get("path"):
+    def _on_click(self, point) -> None:
+        node = self.node_at(point.x(), point.y())
+        if node and node.get("kind") in ("image", "query") and node.get("path"):
             self.photo_clicked.emit(node["path"])
 
 
@@ -175,10 +184,10 @@ class QtExplanationPanel(QWidget):
         return self.attention, self.concepts, self.graph
 
     def idle(self) -> bool:
-        """True when no figure is being built or rendered."""
-        return all(view.canvas.idle() for view in self.views())
+        """True when no figure is being built or rendered (hidden tabs render when shown)."""
+        return all(view.plot.idle() for view in self.views())
 
     def set_dark(self, dark: bool) -> None:
         for view in self.views():
-            view.canvas.set_dark(dark)
-            view.redraw()
+            view.plot.set_dark(dark)
+            view.redraw(keep_image=True)

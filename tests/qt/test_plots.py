@@ -1,0 +1,59 @@
+"""Off-thread plot rendering pieces: pixel layers, node positions, the PySide6 None work-around."""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from sfe_desktop.qt import plots
+
+
+def explanation() -> dict:
+    nodes = [{"id": "query", "kind": "query", "label": "a red dog", "weight": 1.0, "path": None},
+             {"id": "result", "kind": "image", "label": "result photo", "weight": 1.0, "path": "/p/x.jpg"}]
+    edges = [{"source": "query", "target": "result", "weight": 0.7}]
+    for i in range(4):
+        nodes.append({"id": f"t{i}", "kind": "text", "label": f"caption {i}", "weight": 0.5, "path": None})
+        edges.append({"source": "query", "target": f"t{i}", "weight": 0.1 * i})
+    attention = np.random.default_rng(0).random((2, 16)).astype(np.float32)
+    return {"score": 0.5, "step1": 0.4, "words": ["red", "dog"], "grid": [4, 4],
+            "attention": attention / attention.sum(1, keepdims=True),
+            "concepts": {"image": [{"name": "dog", "weight": 0.5}], "text": [{"name": "red", "weight": 0.4}],
+                         "names": ["dog", "red"], "cooccurrence": np.eye(2, dtype=np.float32)},
+            "neighbours": {"nodes": nodes, "edges": edges}}
+
+
+def test_graph_render_returns_node_pixels_inside_the_image():
+    r = plots.render_graph(explanation(), plots.LIGHT, 400, 300)
+    assert r.rgba.shape == (300, 400, 4) and r.rgba.dtype == np.uint8
+    assert set(r.info["pixels"]) == {n["id"] for n in explanation()["neighbours"]["nodes"]}
+    for x, y in r.info["pixels"].values():
+        assert 0 <= x < 400 and 0 <= y < 300
+        assert r.rgba[int(y), int(x), :3].min() < 250  # a marker is drawn there, not the white background
+
+
+def test_attention_layers_compose_to_the_matplotlib_overlay():
+    ex = explanation()
+    photo = np.full((40, 40, 3), 200, np.uint8)
+    r = plots.render_attention(ex, photo, 1, plots.LIGHT, 320, 240)
+    assert r.overlay is not None and r.overlay.shape == r.rgba.shape
+    assert np.argmax(r.info["heat"]) == np.argmax(ex["attention"][1])
+    assert r.overlay[..., 3].max() == 255 and r.overlay[0, 0, 3] == 0  # heatmap only, transparent elsewhere
+    with plots.agg_figure(320, 240) as fig:  # the same figure drawn by matplotlib at opacity 0.5
+        plots.draw_attention(fig, ex, photo, 1, opacity=0.5, theme=plots.LIGHT)
+        direct = plots._pixels(fig).astype(float)
+    a = r.overlay[..., 3:4] / 255.0 * 0.5
+    composed = r.rgba[..., :3] * (1 - a) + r.overlay[..., :3] * a
+    assert np.mean(np.abs(composed - direct[..., :3])) < 2.0
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="None is immortal from Python 3.12")
+def test_none_cannot_be_deallocated_by_pyside_void_calls(qtbot):
+    from PySide6.QtWidgets import QWidget
+
+    w = QWidget()
+    qtbot.addWidget(w)
+    for _ in range(1000):
+        w.update()  # PySide6 6.12.0 loses a reference to None on each call
+    assert sys.getrefcount(None) > 2 ** 59
