@@ -171,10 +171,26 @@ class Retrieval:
             row = self._row_of(result.path) if result.path else None
             if row is None:
                 raise SFEError(f"{result.path} is no longer indexed; search again")
-            return self.runtime.explain(self._text(result.query)[0], self._stored([row])[0])
+            explanation = self.runtime.explain(self._text(result.query)[0], self._stored([row])[0])
+            return _with_photo_path(explanation, result.path, "result photo")
         if result.direction == IMAGE_TO_TEXT:
             if result.query == "<image>":
                 raise SFEError("explanations need the query photo's path")
             feats, _, _ = self._photo(result.query)
-            return self.runtime.explain(self._text(result.caption)[0], feats[0])
+            explanation = self.runtime.explain(self._text(result.caption)[0], feats[0])
+            return _with_photo_path(explanation, os.path.abspath(os.fspath(result.query)), "query photo")
         raise SFEError("explanations exist for text->image and image->text results only")
+
+
+def _with_photo_path(explanation: dict, path: str, label: str) -> dict:
+    """Give the graph node of the explained photo (id ``result``, the image side of the pair: the hit of a
+    text->image search, the query photo of an image->text search) its file path, so a click opens it."""
+    graph = explanation.get("neighbours")
+    if graph:
+        nodes = [dict(node) for node in graph.get("nodes") or []]
+        for node in nodes:
+            if node.get("id") == "result" and node.get("kind") == "image":
+                node["path"] = path
+                node["label"] = label
+        explanation["neighbours"] = {**graph, "nodes": nodes}
+    return explanation

@@ -75,6 +75,22 @@ def test_explain_without_new_search(col, photos, monkeypatch):
         col.explain(Result(1, 1.0, 1.0, "image->image", "q", path=str(photos / "p1.jpg")))
 
 
+def test_explained_photo_node_has_its_path(col, photos):
+    """The graph node of the explained photo carries its path (the GUI opens it on click)."""
+    def photo_nodes(e):
+        return [n for n in e["neighbours"]["nodes"] if n["id"] == "result"]
+
+    hit = col.search_text("a blue car", top=1)[0]
+    (node,) = photo_nodes(col.explain(hit))
+    assert node["kind"] == "image" and node["path"] == hit.path and node["label"] == "result photo"
+    query = photos / "p0.jpg"
+    cap = col.search_image(query, top=1)[0]
+    e = col.explain(cap)
+    (node,) = photo_nodes(e)  # image->text: the image side of the pair is the query photo
+    assert node["kind"] == "image" and node["path"] == str(query) and node["label"] == "query photo"
+    assert all(n["path"] is None for n in e["neighbours"]["nodes"] if n["id"] != "result")
+
+
 def test_thumbnails_cached(col, photos):
     thumb = col.thumbnail(photos / "p0.jpg")
     assert thumb is not None and thumb.is_file() and thumb.suffix == ".jpg"
