@@ -49,14 +49,14 @@ class _RowFile:
                 if n < need:
                     raise IndexError(f"{self.path.name} holds {n} rows, row {need - 1} requested")
                 self._map = np.memmap(self.path, dtype=self.dtype, mode="r", shape=(n, *self.shape))
-            m = self._map
-        return np.asarray(m[rows])
+            # copy while holding the lock: truncate() must never shrink the file under a read (SIGBUS)
+            return np.array(self._map[rows])
 
     def truncate(self) -> None:
         with self._lock:
             self._map = None
-        if self.path.exists():
-            os.truncate(self.path, 0)
+            if self.path.exists():
+                os.truncate(self.path, 0)
 
 
 class VectorStore:

@@ -43,7 +43,10 @@ class Collection(Retrieval):
     """A photo folder indexed with one SFE checkpoint.
 
     Open with :meth:`open`; call :meth:`index` to (incrementally) index the folder, then the
-    ``search_*`` methods. Thread-safe for searches running while an index run adds vectors.
+    ``search_*`` methods. Thread-safe: searches, explanations and thumbnails may run on other threads
+    while an index run adds vectors. The catalog serialises its one SQLite connection with its own lock;
+    :attr:`lock` guards the faiss index (added to, or swapped by a rebuild/reset), the query caches and the
+    step from faiss ids to catalog rows to stored vectors; the row files lock their memmaps against truncation.
 
     Parameters
     ----------
@@ -166,8 +169,7 @@ class Collection(Retrieval):
                                         "grid": self._grid_text(), "image_size": self.runtime.image_size,
                                         "next_row": 0})
             self.catalog.remove_captions("sidecar:")
-            self.store = VectorStore(self.index_dir, self.runtime.dim, self.n_patches)
-            self.store.clear()
+            self.store.clear()  # the same object: its row-file locks keep truncation and reads apart
             self.vindex = VectorIndex(self.runtime.dim)
             self.next_row = 0
             self._dirty = True
@@ -197,7 +199,8 @@ class Collection(Retrieval):
     def add_caption_texts(self, texts: list[str], source: str) -> int:
         n = self.catalog.add_captions(texts, source)
         if n:
-            self._captions_cache = None
+            with self.lock:
+                self._captions_cache = None
         return n
 
     def skipped(self) -> list[tuple[str, str]]:
@@ -213,10 +216,12 @@ class Collection(Retrieval):
     def info(self) -> dict:
         counts = self.catalog.counts()
         meta = self.catalog.meta()
+        with self.lock:
+            vectors, kind = len(self.vindex), self.vindex.kind
         return {
             "photo_dir": str(self.photo_dir), "index_dir": str(self.index_dir),
             "files": sum(counts.values()), "indexed": counts.get("ok", 0), "skipped": counts.get("skipped", 0),
-            "vectors": len(self.vindex), "index_kind": self.vindex.kind,
+            "vectors": vectors, "index_kind": kind,
             "user_captions": len(self.catalog.captions()),
             "checkpoint_id": meta.get("checkpoint_id"), "model": self.runtime.checkpoint_id,
             "device": str(self.runtime.device), "dim": self.runtime.dim, "grid": list(self.runtime.grid),

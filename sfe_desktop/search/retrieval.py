@@ -73,7 +73,11 @@ class Retrieval:
 
     def _stored(self, rows: list[FileRow]):
         vec = np.asarray([r.vec_row for r in rows], dtype=np.int64)
-        return _image_features(self.store.read_globals(vec), self.store.read_patches(vec))
+        with self.lock:  # not during a reset (re-encode), which empties the row files
+            try:
+                return _image_features(self.store.read_globals(vec), self.store.read_patches(vec))
+            except IndexError as exc:  # the rows were dropped by a reset after they were looked up
+                raise SFEError("the index was reset while searching; search again") from exc
 
     def _photo(self, photo):
         """(ImageFeatures of one image, its catalog row or None, query label)."""
@@ -92,9 +96,9 @@ class Retrieval:
 
     def _nearest(self, query: np.ndarray, k: int) -> list[tuple[FileRow, float]]:
         """Step-1 neighbours that are indexed in the catalog now, best first (stable order)."""
-        with self.lock:
+        with self.lock:  # faiss ids and catalog rows from the same state (no reset in between)
             scores, ids = self.vindex.search(query, k)
-        rows = self.catalog.by_ids(ids[0].tolist())
+            rows = self.catalog.by_ids(ids[0].tolist())
         hits = [(rows[i], float(s)) for i, s in zip(ids[0].tolist(), scores[0].tolist()) if i in rows]
         return sorted(((r, s) for r, s in hits if r.status == OK), key=lambda h: (-h[1], h[0].path))
 
