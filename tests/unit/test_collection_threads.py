@@ -59,12 +59,16 @@ def _run_concurrently(col, index_kwargs: dict, allow_reset: bool = False):
     return summary[0], counts
 
 
-def test_search_while_indexing(tmp_path, runtime):
+def _collection(tmp_path, runtime, n: int) -> Collection:
     folder = tmp_path / "photos"
     folder.mkdir()
-    for i in range(48):
+    for i in range(n):
         make_image(folder / f"p{i:02d}.jpg", i)
-    with Collection.open(folder, runtime, batch_size=4, workers=2) as col:
+    return Collection.open(folder, runtime, batch_size=4, workers=2)
+
+
+def test_search_while_indexing(tmp_path, runtime):
+    with _collection(tmp_path, runtime, 48) as col:
         summary, counts = _run_concurrently(col, {})
         assert summary.indexed == 48 and not summary.cancelled
         assert counts["searches"] >= 2 and counts["max_hits"] == 5
@@ -73,11 +77,7 @@ def test_search_while_indexing(tmp_path, runtime):
 
 
 def test_search_while_reencoding(tmp_path, runtime):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for i in range(24):
-        make_image(folder / f"p{i:02d}.jpg", i)
-    with Collection.open(folder, runtime, batch_size=4, workers=2) as col:
+    with _collection(tmp_path, runtime, 24) as col:
         col.index()
         summary, counts = _run_concurrently(col, {"reencode": True}, allow_reset=True)
         assert summary.indexed == 24 and counts["searches"] >= 2
