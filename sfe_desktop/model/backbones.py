@@ -84,12 +84,17 @@ class ImageBackbone(nn.Module):
         return len(self.blocks) - self.n_upper_blocks
 
     def lower(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.stem(x)
-        for block in self.blocks[: self.split]:
+        return self.run_blocks(self.stem(x), 0)
+
+    def run_blocks(self, h: torch.Tensor, start: int) -> torch.Tensor:
+        """Frozen blocks from ``start`` up to the split (and the head when nothing is fine-tuned)."""
+        for block in self.blocks[start: self.split]:
             h = block(h)
-        return h
+        return self.head(h) if self.n_upper_blocks == 0 else h
 
     def upper(self, h: torch.Tensor) -> torch.Tensor:
+        if self.n_upper_blocks == 0:
+            return h
         for block in self.blocks[self.split:]:
             h = block(h)
         return self.head(h)
@@ -100,10 +105,12 @@ class ImageBackbone(nn.Module):
     def upper_parameters(self):
         for block in self.blocks[self.split:]:
             yield from block.parameters()
-        yield from self.head.parameters()
+        if self.n_upper_blocks:
+            yield from self.head.parameters()
 
     def upper_state_prefixes(self) -> list[str]:
-        return [f"blocks.{i}." for i in range(self.split, len(self.blocks))] + ["head."]
+        head = ["head."] if self.n_upper_blocks else []
+        return [f"blocks.{i}." for i in range(self.split, len(self.blocks))] + head
 
 
 # ----------------------------------------------------------------------------------------- text
@@ -202,6 +209,10 @@ class TextBackbone(nn.Module):
         else:
             h = self.embed(ids) + self.pos[: ids.shape[1]]
         return self._run(self.layers[: self.split], h, mask)
+
+    def run_layers(self, h: torch.Tensor, mask: torch.Tensor, start: int) -> torch.Tensor:
+        """Frozen layers from ``start`` up to the split."""
+        return self._run(self.layers[start: self.split], h, mask)
 
     def upper(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self._run(self.layers[self.split:], h, mask)

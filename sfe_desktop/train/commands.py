@@ -116,8 +116,8 @@ def cmd_evaluate(args) -> int:
     from .evaluate import evaluate_dataset, write_json
     from .metrics import format_metrics
 
-    rt = SFERuntime.load(args.checkpoint, args.device)
     ds = load_dataset(args.dataset, args.images, args.split)
+    rt = SFERuntime.load(args.checkpoint, args.device)
     result = evaluate_dataset(rt.model, ds, _cache(args), args.rerank_k, progress=_Bars())
     print(f"{ds.name}: {result['images']} images, {result['captions']} captions, {result['seconds']} s")
     print(f"step1   {format_metrics(result['step1'])}")

@@ -43,9 +43,9 @@ class TrainConfig:
     patience: int = 3
 
 
-def adapt_lower(backbone, cached, cached_split: int, batch_size: int = 256):
-    """Run the frozen blocks between a cache taken at ``cached_split`` and the backbone's own split."""
-    if cached_split == backbone.split:
+def adapt_image_lower(backbone, cached, cached_split: int, batch_size: int = 256):
+    """Move an image cache taken at block ``cached_split`` up to the backbone's own split."""
+    if cached_split == backbone.split and backbone.n_upper_blocks:
         return cached
     if cached_split > backbone.split:
         raise ValueError("the feature cache was taken above the layers this model fine-tunes")
@@ -54,10 +54,23 @@ def adapt_lower(backbone, cached, cached_split: int, batch_size: int = 256):
     with torch.no_grad():
         for a in range(0, len(cached), batch_size):
             h = torch.as_tensor(np.asarray(cached[a:a + batch_size]), device=dev).float()
-            for block in backbone.blocks[cached_split:backbone.split]:
-                h = block(h)
-            out.append(h.half().cpu().numpy())
+            out.append(backbone.run_blocks(h, cached_split).half().cpu().numpy())
     return np.concatenate(out)
+
+
+def adapt_text_lower(backbone, cached: dict, cached_split: int, batch_size: int = 512) -> dict:
+    """Move a text cache taken below layer ``cached_split`` up to the backbone's own split."""
+    if cached_split == backbone.split:
+        return cached
+    dev = next(backbone.parameters()).device
+    hidden = np.zeros_like(cached["hidden"])
+    with torch.no_grad():
+        for a in range(0, len(hidden), batch_size):
+            m = torch.as_tensor(cached["mask"][a:a + batch_size], device=dev)
+            w = int(m.sum(1).max())
+            h = torch.as_tensor(cached["hidden"][a:a + batch_size, :w], device=dev).float()
+            hidden[a:a + batch_size, :w] = backbone.run_layers(h, m[:, :w], cached_split).cpu().numpy()
+    return {**cached, "hidden": hidden}
 
 
 class Trainer:
@@ -66,20 +79,26 @@ class Trainer:
     def __init__(self, model_cfg: ModelConfig, train: PairDataset, val: PairDataset, cfg: TrainConfig,
                  device: torch.device, cache_dir: Path | None, out_dir: Path,
                  log_fn: Callable[[str], None] = log.info, cancel: threading.Event | None = None,
-                 cache_split_blocks: int = 1):
+                 cache_split_blocks: int = 1, cache_split_layers: int = 2, features: tuple | None = None):
         torch.manual_seed(cfg.seed)
         self.cfg, self.train_ds, self.val_ds, self.out_dir = cfg, train, val, Path(out_dir)
         self.device, self.log, self.cancel = device, log_fn, cancel
         self.model = SFEModel(model_cfg).to(device)
-        # the cache is taken below the top `cache_split_blocks` blocks, whatever this model fine-tunes
-        n_upper = self.model.image.n_upper_blocks
-        self.model.image.n_upper_blocks = max(cache_split_blocks, n_upper)
-        cache_split = self.model.image.split
-        img_tr, self.txt_tr = dataset_lower(self.model, train, cache_dir)
-        img_va, self.txt_va = dataset_lower(self.model, val, cache_dir)
-        self.model.image.n_upper_blocks = n_upper
-        self.img_tr = adapt_lower(self.model.image, img_tr, cache_split)
-        self.img_va = adapt_lower(self.model.image, img_va, cache_split)
+        # the caches are taken below the top `cache_split_blocks` image blocks and `cache_split_layers`
+        # text layers, whatever this model fine-tunes; frozen layers above them run once here
+        img_b, txt_b = self.model.image, self.model.text
+        n_img, n_txt = img_b.n_upper_blocks, txt_b.n_upper
+        img_b.n_upper_blocks, txt_b.n_upper = max(cache_split_blocks, n_img), max(cache_split_layers, n_txt)
+        img_split, txt_split = img_b.split, txt_b.split
+        if features is None:
+            img_tr, txt_tr = dataset_lower(self.model, train, cache_dir)
+            img_va, txt_va = dataset_lower(self.model, val, cache_dir)
+        img_b.n_upper_blocks, txt_b.n_upper = n_img, n_txt
+        if features is None:
+            self.img_tr, self.img_va = (adapt_image_lower(img_b, x, img_split) for x in (img_tr, img_va))
+            self.txt_tr, self.txt_va = (adapt_text_lower(txt_b, x, txt_split) for x in (txt_tr, txt_va))
+        else:  # features already at this model's split (shared by several runs)
+            self.img_tr, self.txt_tr, self.img_va, self.txt_va = features
         self.vocab, self.cap_concepts = init_concepts(self.model, train.captions)
         self.cap_img = np.asarray(train.caption_image)
         self.history: list[dict] = []
@@ -160,7 +179,7 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(m.trainable_parameters(), 2.0)
             opt.step()
             sched.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
             if progress:
                 progress(step + 1, len(batches), float(np.mean(losses[-50:])))
         return float(np.mean(losses))

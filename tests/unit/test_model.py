@@ -1,0 +1,143 @@
+"""The SFE model: shapes, normalisation, explanations, checkpoints, metrics and learning."""
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from sfe_desktop.errors import CheckpointError
+from sfe_desktop.model.checkpoint import load_checkpoint, save_checkpoint
+from sfe_desktop.model.config import ModelConfig
+from sfe_desktop.model.runtime import SFERuntime, merge_wordpieces, tiny_runtime
+from sfe_desktop.train.loss import infonce, vsepp
+from sfe_desktop.train.metrics import ranks, recall
+
+
+@pytest.fixture(scope="module")
+def rt():
+    return tiny_runtime()
+
+
+def test_encoders_give_normalised_vectors_and_local_features(rt):
+    img = rt.encode_images(torch.rand(3, 3, rt.image_size, rt.image_size))
+    txt = rt.encode_texts(["a red circle", "the blue square is on a white background", ""])
+    h, w = rt.grid
+    assert img.global_.shape == (3, rt.dim) and img.patches.shape == (3, h * w, rt.dim)
+    assert img.patches.dtype == np.float16
+    assert txt.global_.shape == (3, rt.dim) and txt.words.shape[:2] == txt.mask.shape
+    np.testing.assert_allclose(np.linalg.norm(img.global_, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(txt.global_, axis=1), 1.0, atol=1e-5)
+    assert txt.mask[0].sum() == len(txt.tokens[0])
+
+
+def test_rerank_scores_one_query_against_a_batch(rt):
+    img = rt.encode_images(torch.rand(7, 3, rt.image_size, rt.image_size))
+    txt = rt.encode_texts(["a red circle", "a green triangle"])
+    s = rt.rerank_text(txt[0], img)
+    assert s.shape == (7,) and np.isfinite(s).all()
+    # scoring one by one gives the same numbers as the batch
+    single = np.array([rt.rerank_text(txt[0], img[i])[0] for i in range(7)])
+    np.testing.assert_allclose(s, single, atol=1e-4)
+    assert rt.rerank_image(img[2], txt).shape == (2,)
+
+
+def test_explanation_shapes_and_attention_rows_sum_to_one(rt):
+    img = rt.encode_images(torch.rand(1, 3, rt.image_size, rt.image_size))
+    txt = rt.encode_texts(["a red dog near a tree"])
+    e = rt.explain(txt, img)
+    h, w = rt.grid
+    assert e["words"] == ["a", "red", "dog", "near", "a", "tree"]
+    assert e["attention"].shape == (len(e["words"]), h * w)
+    np.testing.assert_allclose(e["attention"].sum(1), 1.0, atol=1e-5)
+    names = e["concepts"]["names"]
+    assert names and e["concepts"]["cooccurrence"].shape == (len(names), len(names))
+    assert all(c["name"] in rt.concept_names for c in e["concepts"]["image"] + e["concepts"]["text"])
+    ids = {n["id"] for n in e["neighbours"]["nodes"]}
+    assert "query" in ids and len(ids) > 2
+    assert all(ed["source"] in ids and ed["target"] in ids for ed in e["neighbours"]["edges"])
+
+
+def test_wordpieces_merge_into_words_and_rows_stay_distributions():
+    rows = np.array([[1, 0], [0.5, 0.5], [0, 1], [0.2, 0.8], [1, 0]], dtype=np.float32)
+    words, merged = merge_wordpieces(["[CLS]", "snow", "##board", "dog", "[SEP]"], rows)
+    assert words == ["snowboard", "dog"]
+    np.testing.assert_allclose(merged, [[0.25, 0.75], [0.2, 0.8]])
+
+
+def test_checkpoint_round_trip_is_exact(rt, tmp_path):
+    save_checkpoint(rt.model, tmp_path / "ck", rt.meta)
+    model, meta = load_checkpoint(tmp_path / "ck")
+    a, b = rt.model.state_dict(), model.state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        tol = 1e-3 if k.startswith(("mem_", "proto_")) else 0  # the corpus bank is stored as float16
+        assert torch.allclose(a[k].float(), b[k].float(), atol=tol), k
+    assert meta["captions"] == rt.meta["captions"]
+    rt2 = SFERuntime(model, meta, torch.device("cpu"), "x")
+    x = torch.rand(2, 3, rt.image_size, rt.image_size)
+    np.testing.assert_allclose(rt.encode_images(x).global_, rt2.encode_images(x).global_, atol=2e-3)
+
+
+def test_corrupt_truncated_and_pickled_checkpoints_are_rejected(rt, tmp_path):
+    ck = save_checkpoint(rt.model, tmp_path / "ck", rt.meta)
+    weights = (ck / "model.safetensors").read_bytes()
+    (ck / "model.safetensors").write_bytes(weights[: len(weights) // 2])
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        load_checkpoint(ck)
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    (ck / "model.safetensors").write_bytes(pickle.dumps({"w": Evil()}))
+    with pytest.raises(CheckpointError, match="not a valid safetensors"):
+        load_checkpoint(ck)
+
+    (ck / "model.safetensors").write_bytes(weights)
+    cfg = json.loads((ck / "config.json").read_text())
+    (ck / "config.json").write_text(json.dumps({**cfg, "version": 99}))
+    with pytest.raises(CheckpointError, match="version 99"):
+        load_checkpoint(ck)
+    (ck / "config.json").write_text(json.dumps({**cfg, "model": {**cfg["model"], "dim": 48}}))
+    with pytest.raises(CheckpointError, match="shape|match"):
+        load_checkpoint(ck)
+    (ck / "config.json").write_text("{\"format\": ")
+    with pytest.raises(CheckpointError, match="config.json"):
+        load_checkpoint(ck)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "nothing")
+
+
+def test_recall_matches_a_hand_computed_example():
+    # 3 images, 2 captions each (caption j belongs to image j // 2)
+    cap_img = np.array([0, 0, 1, 1, 2, 2])
+    sims = np.array([
+        [0.9, 0.1, 0.8, 0.0, 0.0, 0.0],   # image 0: its caption 0 is ranked first -> rank 0
+        [0.9, 0.0, 0.1, 0.2, 0.3, 0.0],   # image 1: best own caption (3, 0.2) after 0 (0.9), 4 (0.3) -> rank 2
+        [0.0, 0.0, 0.0, 0.0, 0.1, 0.5],   # image 2: caption 5 first -> rank 0
+    ])
+    i2t, t2i = ranks(sims, cap_img)
+    assert i2t.tolist() == [0, 2, 0]
+    # caption 0: image 0 (0.9) ties with image 1 (0.9): ties count against -> rank 1;
+    # captions 2 and 4 have a higher wrong image; captions 1, 3, 5 rank their image first
+    assert t2i.tolist() == [1, 0, 1, 0, 1, 0]
+    m = recall(sims, cap_img)
+    assert m["i2t_r1"] == pytest.approx(200 / 3) and m["i2t_r5"] == 100
+    assert m["t2i_r1"] == pytest.approx(50) and m["t2i_r5"] == 100
+    assert m["rsum"] == pytest.approx(200 / 3 + 100 + 100 + 50 + 100 + 100)
+
+
+def test_losses_prefer_aligned_pairs():
+    good = torch.eye(4) * 0.9
+    bad = torch.full((4, 4), 0.5)
+    assert infonce(good) < infonce(bad)
+    assert vsepp(good) == 0 and vsepp(bad) > 0
+
+
+def test_baseline_switches_everything_off():
+    cfg = ModelConfig.tiny(use_patch=False, use_instance=False, use_neighbour=False, use_step2=False)
+    assert cfg.is_baseline and not ModelConfig.tiny().is_baseline
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg

@@ -1,0 +1,64 @@
+"""A tiny SFE model learns a tiny synthetic dataset; train and evaluate work end to end from the CLI."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from sfe_desktop.cli import main
+from sfe_desktop.data.datasets import load_karpathy
+from sfe_desktop.model.config import ModelConfig
+from sfe_desktop.train.loop import TrainConfig, Trainer
+from synthetic import make_dataset
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthetic")
+    return make_dataset(root), root
+
+
+def test_tiny_model_learns(synthetic, tmp_path):
+    path, root = synthetic
+    train = load_karpathy(path, root / "images", "train")
+    val = load_karpathy(path, root / "images", "val")
+    torch.manual_seed(0)
+    trainer = Trainer(ModelConfig.tiny(), train, val, TrainConfig(epochs=8, batch_size=16, lr=3e-3, patience=99),
+                      torch.device("cpu"), None, tmp_path / "ck", log_fn=lambda s: None)
+    before = trainer.validate()["step1"]["rsum"]
+    result = trainer.fit()
+    hist = result["history"]
+    assert hist[-1]["loss"] < hist[0]["loss"]
+    # chance rSum for 24 images x 72 captions is about 130; the trained model must be well above it
+    assert result["best_rsum"] > before + 60
+    assert (tmp_path / "ck" / "model.safetensors").is_file()
+
+
+def test_cli_train_then_evaluate_writes_json(synthetic, tmp_path, capsys):
+    path, root = synthetic
+    ck = tmp_path / "ck"
+    assert main(["train", "--dataset", str(path), "--image-backbone", "tiny", "--epochs", "1",
+                 "--batch-size", "16", "--out", str(ck), "--no-cache"]) == 0
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", "--dataset", str(path), "--split", "val", "--checkpoint", str(ck),
+                 "--json", str(out), "--no-cache"]) == 0
+    result = json.loads(out.read_text())
+    keys = {"i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "rsum"}
+    assert set(result) == {"step1", "rerank"} and set(result["step1"]) == keys == set(result["rerank"])
+    r = result["rerank"]
+    assert r["rsum"] == pytest.approx(sum(v for k, v in r.items() if k != "rsum"))
+    assert "rSum" in capsys.readouterr().out
+
+
+def test_bad_dataset_gives_one_line_error(tmp_path, capsys):
+    bad = tmp_path / "broken.json"
+    bad.write_text("{not json")
+    assert main(["evaluate", "--dataset", str(bad), "--checkpoint", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "not valid JSON" in err[0]
+    csv = tmp_path / "pairs.csv"
+    csv.write_text("image,caption\nmissing.jpg,a dog\n")
+    with pytest.raises(Exception, match="missing.jpg"):
+        from sfe_desktop.data.datasets import load_csv_pairs
+        load_csv_pairs(csv)
