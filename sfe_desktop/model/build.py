@@ -44,13 +44,13 @@ def base_vectors(model: SFEModel, image_lower, text_lower: dict, batch_size: int
     concepts = model.concept_embeddings()
     imgs, txts = [], []
     for a in range(0, len(image_lower), batch_size):
-        x = torch.as_tensor(np.asarray(image_lower[a:a + batch_size]), device=dev).float()
+        x = torch.as_tensor(np.array(image_lower[a:a + batch_size]), device=dev).float()
         imgs.append(F.normalize(model.img_pool(model.image_local(x, concepts).feats), dim=-1).cpu())
     ids, mask, hidden = text_lower["ids"], text_lower["mask"], text_lower["hidden"]
     for a in range(0, len(ids), batch_size):
         m = torch.as_tensor(mask[a:a + batch_size], device=dev)
         width = int(m.sum(1).max())
-        h = torch.as_tensor(np.asarray(hidden[a:a + batch_size, :width]), device=dev).float()
+        h = torch.as_tensor(np.array(hidden[a:a + batch_size, :width]), device=dev).float()
         local = model.text_local(h, m[:, :width], concepts)
         txts.append(F.normalize(model.txt_pool(local.feats, local.mask), dim=-1).cpu())
     return torch.cat(imgs), torch.cat(txts)
@@ -65,7 +65,7 @@ def refresh_memory(model: SFEModel, image_lower, text_lower: dict, cap_img: Sequ
     was_training = model.training
     model.eval()
     img, txt = base_vectors(model, image_lower, text_lower)
-    model.set_memory(img, txt, torch.as_tensor(np.asarray(cap_img)))
+    model.set_memory(img, txt, torch.as_tensor(np.array(cap_img)))
     n = model.cfg.n_concepts
     model.set_prototypes(*prototypes(img, txt, cap_img, cap_concepts, n))
     model.train_protos = None

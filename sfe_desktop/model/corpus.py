@@ -50,35 +50,26 @@ def cooccurrence(concepts_per_caption: Sequence[Sequence[int]], n: int) -> torch
     return torch.from_numpy((c * d[:, None] * d[None, :]).astype(np.float32))
 
 
+def _mean_by_concept(vecs: torch.Tensor, pairs: list[tuple[int, int]], n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised mean of ``vecs[item]`` over the (concept, item) pairs of each concept, and counts."""
+    out, count = torch.zeros(n, vecs.shape[1]), torch.zeros(n)
+    if pairs:
+        concept, item = torch.tensor(pairs).t()
+        out.index_add_(0, concept, vecs[item].float())
+        count.index_add_(0, concept, torch.ones(len(pairs)))
+    return F.normalize(out, dim=-1), count
+
+
 def prototypes(img_vecs: torch.Tensor, txt_vecs: torch.Tensor, cap_img: Sequence[int],
                cap_concepts: Sequence[Sequence[int]], n: int, use_image: np.ndarray | None = None):
     """Visual and textual prototype of each concept: the mean vector of the training images whose
     captions name it, and of the captions that name it. ``use_image`` (bool per image) restricts the
     members (leave-half-out while training). Returns (proto_img, proto_txt, valid)."""
-    d = img_vecs.shape[1]
-    p_img, p_txt = torch.zeros(n, d), torch.zeros(n, d)
-    n_img, n_txt = torch.zeros(n), torch.zeros(n)
-    img_concepts: dict[int, set[int]] = {}
-    rows, cols = [], []
+    txt_pairs, img_pairs = [], set()
     for j, (i, ids) in enumerate(zip(cap_img, cap_concepts)):
-        if use_image is not None and not use_image[i]:
-            continue
-        img_concepts.setdefault(i, set()).update(ids)
-        for k in ids:
-            rows.append(k)
-            cols.append(j)
-    if rows:
-        r, cidx = torch.tensor(rows), torch.tensor(cols)
-        p_txt.index_add_(0, r, txt_vecs[cidx].float())
-        n_txt.index_add_(0, r, torch.ones(len(rows)))
-    irows, icols = [], []
-    for i, ids in img_concepts.items():
-        for k in ids:
-            irows.append(k)
-            icols.append(i)
-    if irows:
-        r, iidx = torch.tensor(irows), torch.tensor(icols)
-        p_img.index_add_(0, r, img_vecs[iidx].float())
-        n_img.index_add_(0, r, torch.ones(len(irows)))
-    valid = (n_img > 0) & (n_txt > 0)
-    return F.normalize(p_img, dim=-1), F.normalize(p_txt, dim=-1), valid
+        if use_image is None or use_image[i]:
+            txt_pairs.extend((k, j) for k in ids)
+            img_pairs.update((k, i) for k in ids)
+    p_img, n_img = _mean_by_concept(img_vecs, sorted(img_pairs), n)
+    p_txt, n_txt = _mean_by_concept(txt_vecs, txt_pairs, n)
+    return p_img, p_txt, (n_img > 0) & (n_txt > 0)

@@ -77,36 +77,9 @@ class AttentionPool(nn.Module):
         return self.out(torch.cat([att, xm.max(1).values], dim=-1))
 
 
-def topk_attention(sim: torch.Tensor, k: int, scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Softmax over the ``k`` largest entries of each row of ``sim``: (weights, indices)."""
-    k = min(k, sim.shape[-1])
-    val, idx = sim.topk(k, dim=-1)
-    return torch.softmax(scale * val, dim=-1), idx
-
-
-class InstanceCue(nn.Module):
-    """Instance-level cross-modal prototypes: same-modality similarity picks concepts, the other
-    modality's prototypes of those concepts are borrowed."""
-
-    def __init__(self, dim: int, top: int):
-        super().__init__()
-        self.top = top
-        self.log_scale = nn.Parameter(torch.tensor(2.3))
-        self.out = zero_linear(dim)
-
-    def forward(self, g: torch.Tensor, own_protos: torch.Tensor, other_protos: torch.Tensor,
-                valid: torch.Tensor | None = None):
-        sim = F.normalize(g, dim=-1) @ F.normalize(own_protos, dim=-1).t()
-        if valid is not None:
-            sim = sim.masked_fill(~valid, -2.0)
-        w, idx = topk_attention(sim, self.top, self.log_scale.exp())
-        ctx = (w.unsqueeze(-1) * other_protos[idx]).sum(1)
-        return self.out(ctx), w, idx
-
-
-class NeighbourCue(nn.Module):
-    """Neighbour-level cross-modal memory: k nearest corpus items of the same modality lend their
-    partners in the other modality. ``exclude`` masks (B, M) entries a sample must not read."""
+class CrossModalLookup(nn.Module):
+    """Attend over the ``k`` corpus entries most similar to a query and return a zero-initialised
+    projection of their other-modality values, with the weights and indices used."""
 
     def __init__(self, dim: int, k: int):
         super().__init__()
@@ -114,11 +87,32 @@ class NeighbourCue(nn.Module):
         self.log_scale = nn.Parameter(torch.tensor(2.3))
         self.out = zero_linear(dim)
 
+    def lookup(self, sim: torch.Tensor, values: torch.Tensor):
+        k = min(self.k, sim.shape[-1])
+        val, idx = sim.topk(k, dim=-1)
+        w = torch.softmax(self.log_scale.exp() * val, dim=-1)
+        return self.out((w.unsqueeze(-1) * values[idx]).sum(1)), w, idx
+
+
+class InstanceCue(CrossModalLookup):
+    """Instance-level cross-modal prototypes: same-modality similarity picks concepts, the other
+    modality's prototypes of those concepts are borrowed."""
+
+    def forward(self, g: torch.Tensor, own_protos: torch.Tensor, other_protos: torch.Tensor,
+                valid: torch.Tensor | None = None):
+        sim = F.normalize(g, dim=-1) @ F.normalize(own_protos, dim=-1).t()
+        if valid is not None:
+            sim = sim.masked_fill(~valid, -2.0)
+        return self.lookup(sim, other_protos)
+
+
+class NeighbourCue(CrossModalLookup):
+    """Neighbour-level cross-modal memory: k nearest corpus items of the same modality lend their
+    partners in the other modality. ``exclude`` masks (B, M) entries a sample must not read."""
+
     def forward(self, g: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
                 exclude: torch.Tensor | None = None):
         sim = F.normalize(g, dim=-1) @ keys.t()
         if exclude is not None:
             sim = sim.masked_fill(exclude, -2.0)
-        w, idx = topk_attention(sim, self.k, self.log_scale.exp())
-        ctx = (w.unsqueeze(-1) * values[idx]).sum(1)
-        return self.out(ctx), w, idx
+        return self.lookup(sim, values)

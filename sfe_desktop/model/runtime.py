@@ -156,30 +156,28 @@ class SFERuntime:
         return torch.from_numpy(np.ascontiguousarray(a)).to(self.device).float()
 
     @torch.no_grad()
-    def rerank_text(self, text: TextFeatures, images: ImageFeatures, chunk: int = 512) -> np.ndarray:
-        """Step-2 scores of one text against K images: (K,)."""
+    def _pair_scores(self, text: TextFeatures, image: ImageFeatures, chunk: int = 512) -> np.ndarray:
+        """Step-2 scores of aligned rows; a side with one row is broadcast against the other."""
+        n = max(len(text), len(image))
         out = []
-        for a in range(0, len(images), chunk):
-            im = images[slice(a, a + chunk)]
-            k = len(im)
-            words = self._t(text.words[:1]).expand(k, -1, -1)
-            mask = torch.from_numpy(text.mask[:1]).to(self.device).expand(k, -1)
-            g_t = self._t(text.global_[:1]).expand(k, -1)
-            out.append(self.model.pair_scores(words, mask, self._t(im.patches), g_t, self._t(im.global_)).cpu())
+        for a in range(0, n, chunk):
+            rows = slice(a, min(n, a + chunk))
+            k = rows.stop - rows.start
+            t = text if len(text) == 1 else text[rows]
+            i = image if len(image) == 1 else image[rows]
+            out.append(self.model.pair_scores(
+                self._t(t.words).expand(k, -1, -1), torch.from_numpy(t.mask).to(self.device).expand(k, -1),
+                self._t(i.patches).expand(k, -1, -1), self._t(t.global_).expand(k, -1),
+                self._t(i.global_).expand(k, -1)).cpu())
         return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
 
-    @torch.no_grad()
-    def rerank_image(self, image: ImageFeatures, texts: TextFeatures, chunk: int = 512) -> np.ndarray:
+    def rerank_text(self, text: TextFeatures, images: ImageFeatures) -> np.ndarray:
+        """Step-2 scores of one text against K images: (K,)."""
+        return self._pair_scores(text[0], images) if len(images) else np.zeros(0, np.float32)
+
+    def rerank_image(self, image: ImageFeatures, texts: TextFeatures) -> np.ndarray:
         """Step-2 scores of one image against K texts: (K,)."""
-        out = []
-        for a in range(0, len(texts), chunk):
-            tx = texts[slice(a, a + chunk)]
-            k = len(tx)
-            patches = self._t(image.patches[:1]).expand(k, -1, -1)
-            g_i = self._t(image.global_[:1]).expand(k, -1)
-            out.append(self.model.pair_scores(self._t(tx.words), torch.from_numpy(tx.mask).to(self.device),
-                                              patches, self._t(tx.global_), g_i).cpu())
-        return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+        return self._pair_scores(texts, image[0]) if len(texts) else np.zeros(0, np.float32)
 
     # ------------------------------------------------------------------ corpus
     def caption_corpus(self, progress: Callable[[int, int], None] | None = None) -> tuple[list[str], np.ndarray]:

@@ -115,21 +115,14 @@ class SFEModel(nn.Module):
         return Local(w, mask, attn)
 
     # ----------------------------------------------------------------- Step 1, global
-    def _protos(self, half: torch.Tensor | None):
-        if half is None or self.train_protos is None:
-            return self.proto_img, self.proto_txt, self.proto_valid
-        return None  # per-sample halves are handled in _instance
-
     def _instance(self, module, g, own_idx: int, half):
         if self.train_protos is not None and half is not None:
             out = torch.zeros_like(g)
-            infos = [None, None]
             for h in (0, 1):
                 sel = half == h
                 if sel.any():
                     protos = self.train_protos[1 - h]  # leave-half-out: built without this sample's half
-                    ctx, w, idx = module(g[sel], protos[own_idx], protos[1 - own_idx], protos[2])
-                    out[sel] = ctx
+                    out[sel] = module(g[sel], protos[own_idx], protos[1 - own_idx], protos[2])[0]
             return out, None, None
         protos = (self.proto_img, self.proto_txt)
         return module(g, protos[own_idx], protos[1 - own_idx], self.proto_valid)

@@ -42,7 +42,7 @@ def encode_lower(model: SFEModel, image_lower, text_lower: dict, batch_size: int
     concepts = model.concept_embeddings()
     gi, pi, gt, wt = [], [], [], []
     for a in range(0, len(image_lower), batch_size):
-        x = torch.as_tensor(np.asarray(image_lower[a:a + batch_size]), device=dev).float()
+        x = torch.as_tensor(np.array(image_lower[a:a + batch_size]), device=dev).float()
         local = model.image_local(x, concepts)
         gi.append(model.image_global(local).vec.cpu())
         pi.append(local.feats.half().cpu())
@@ -50,7 +50,7 @@ def encode_lower(model: SFEModel, image_lower, text_lower: dict, batch_size: int
     width = int(mask.sum(1).max())
     for a in range(0, len(ids), batch_size):
         m = torch.as_tensor(mask[a:a + batch_size, :width], device=dev)
-        h = torch.as_tensor(np.asarray(hidden[a:a + batch_size, :width]), device=dev).float()
+        h = torch.as_tensor(np.array(hidden[a:a + batch_size, :width]), device=dev).float()
         local = model.text_local(h, m, concepts)
         gt.append(model.text_global(local).vec.cpu())
         wt.append(local.feats.half().cpu())

@@ -53,7 +53,7 @@ def adapt_image_lower(backbone, cached, cached_split: int, batch_size: int = 256
     out = []
     with torch.no_grad():
         for a in range(0, len(cached), batch_size):
-            h = torch.as_tensor(np.asarray(cached[a:a + batch_size]), device=dev).float()
+            h = torch.as_tensor(np.array(cached[a:a + batch_size]), device=dev).float()
             out.append(backbone.run_blocks(h, cached_split).half().cpu().numpy())
     return np.concatenate(out)
 
@@ -155,7 +155,7 @@ class Trainer:
         for step, (imgs, caps) in enumerate(batches):
             if self.cancel is not None and self.cancel.is_set():
                 raise Cancelled("training cancelled")
-            x = torch.as_tensor(np.asarray(self.img_tr[imgs]), device=dev).float()
+            x = torch.as_tensor(np.array(self.img_tr[imgs]), device=dev).float()
             mask = torch.as_tensor(self.txt_tr["mask"][caps], device=dev)
             width = int(mask.sum(1).max())
             h = torch.as_tensor(self.txt_tr["hidden"][caps, :width], device=dev).float()
