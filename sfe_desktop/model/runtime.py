@@ -3,7 +3,6 @@
 See docs/architecture.md for the contract (ImageFeatures, TextFeatures, explanation schema)."""
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -67,6 +66,19 @@ class TextFeatures:
                             [self.tokens[i] for i in rows], [self.texts[i] for i in rows])
 
 
+def unique_captions(captions: Sequence[str]) -> tuple[list[str], list[int]]:
+    """Captions without repeats (case, spacing and a final full stop ignored): (texts, source indices)."""
+    seen, texts, keep = set(), [], []
+    for i, c in enumerate(captions):
+        text = " ".join(c.split()).rstrip(" .")
+        key = text.lower()
+        if text and key not in seen:
+            seen.add(key)
+            texts.append(text)
+            keep.append(i)
+    return texts, keep
+
+
 def merge_wordpieces(tokens: Sequence[str], rows: np.ndarray) -> tuple[list[str], np.ndarray]:
     """Join WordPiece tokens (``##`` continuations) into words and average their attention rows;
     special tokens are dropped. Returns (words, (W, N) rows, each still summing to 1)."""
@@ -105,7 +117,7 @@ class SFERuntime:
         self.concept_names: list[str] = list(meta.get("concepts", []))
         self.corpus_captions: list[str] = list(meta.get("captions", []))
         self.corpus_images: list[str] = list(meta.get("images", []))
-        self._corpus_vecs: np.ndarray | None = None
+        self._corpus: tuple[list[str], np.ndarray] | None = None
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -181,31 +193,26 @@ class SFERuntime:
 
     # ------------------------------------------------------------------ corpus
     def caption_corpus(self, progress: Callable[[int, int], None] | None = None) -> tuple[list[str], np.ndarray]:
-        """The bundled caption corpus and its Step-1 vectors (computed once, cached on disk)."""
-        if self._corpus_vecs is None:
-            from ..config import data_dir
+        """The bundled caption corpus (duplicates removed) and its Step-1 vectors.
 
-            caps = self.corpus_captions
-            key = hashlib.sha1(("\n".join(caps) + self.checkpoint_id).encode()).hexdigest()[:16]
-            path = data_dir() / "cache" / f"corpus-{key}.npy"
-            if path.is_file():
-                vecs = np.load(path)
-            else:
-                parts = []
-                for a in range(0, len(caps), 512):
-                    parts.append(self.encode_texts(caps[a:a + 512]).global_)
+        The memory bank already holds every training caption's base vector, so only the cross-modal
+        cues run here (seconds, no text tower); a corpus without a matching bank is encoded."""
+        if self._corpus is None:
+            texts, keep = unique_captions(self.corpus_captions)
+            bank = self.model.mem_txt
+            parts = []
+            with torch.no_grad():
+                for a in range(0, len(keep), 2048):
+                    rows = keep[a:a + 2048]
+                    if bank.shape[0] == len(self.corpus_captions):
+                        parts.append(self.model._enhance(bank[torch.as_tensor(rows)], "text").vec.float().cpu().numpy())
+                    else:
+                        parts.append(self.encode_texts([self.corpus_captions[i] for i in rows]).global_)
                     if progress:
-                        progress(min(a + 512, len(caps)), len(caps))
-                vecs = np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
-                try:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = path.with_suffix(".part.npy")
-                    np.save(tmp, vecs)
-                    os.replace(tmp, path)
-                except OSError as exc:
-                    log.warning("cannot cache the caption corpus vectors: %s", exc)
-            self._corpus_vecs = vecs.astype(np.float32)
-        return self.corpus_captions, self._corpus_vecs
+                        progress(min(a + 2048, len(keep)), len(keep))
+            vecs = np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
+            self._corpus = (texts, vecs.astype(np.float32))
+        return self._corpus
 
     # ------------------------------------------------------------------ explanations
     @torch.no_grad()

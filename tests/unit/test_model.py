@@ -141,3 +141,14 @@ def test_baseline_switches_everything_off():
     cfg = ModelConfig.tiny(use_patch=False, use_instance=False, use_neighbour=False, use_step2=False)
     assert cfg.is_baseline and not ModelConfig.tiny().is_baseline
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_caption_corpus_is_deduplicated_and_matches_encoding(rt):
+    from sfe_desktop.model.runtime import unique_captions
+
+    assert unique_captions(["A dog .", "a dog", "  a  dog .", "a cat"]) == (["A dog", "a cat"], [0, 3])
+    texts, vecs = rt.caption_corpus()
+    assert len(texts) == len(set(t.lower() for t in texts)) == len(vecs)
+    # vectors from the memory bank equal encoding the caption through the whole model
+    enc = rt.encode_texts(texts[:5]).global_
+    np.testing.assert_allclose((vecs[:5] * enc).sum(1), 1.0, atol=1e-2)
