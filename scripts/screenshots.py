@@ -9,6 +9,7 @@ and dark), each explanation view and the settings dialog.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -22,6 +23,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="Save screenshots of the SFE Explorer window.")
     parser.add_argument("--checkpoint", help="checkpoint folder (default: bundled model, else tiny random model)")
     parser.add_argument("--query", default="a red car near a tree")
+    parser.add_argument("--photos", help="folder of photos to show (copied to a temporary folder; default: generated)")
+    parser.add_argument("--out", default=str(OUT), help="where to write the PNGs")
     args = parser.parse_args()
 
     from PySide6.QtCore import QEventLoop, QSettings, QTimer
@@ -60,10 +63,14 @@ def main() -> int:
         for _ in range(5):
             app.processEvents()
 
-    OUT.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "Holiday photos"
-        make_photos(folder, 40, size=(480, 360))
+        if args.photos:
+            shutil.copytree(args.photos, folder, ignore=shutil.ignore_patterns(".sfe-index"))
+        else:
+            make_photos(folder, 40, size=(480, 360))
         window = QtMainWindow(QSettings(str(Path(tmp) / "s.ini"), QSettings.IniFormat), runtime_factory=factory)
         window.set_theme("light")
         window.resize(1400, 860)
@@ -77,23 +84,23 @@ def main() -> int:
         window.view.setCurrentIndex(window.model.index(0))
         wait(window.session.explanation_ready)
         settle(window)
-        window.grab().save(str(OUT / "main-window.png"))
+        window.grab().save(str(out / "main-window.png"))
         for tab, name in enumerate(["attention", "concepts", "graph"]):
             window.explanation.tabs.setCurrentIndex(tab)
             settle(window)
-            window.explanation.grab().save(str(OUT / f"explanation-{name}.png"))
+            window.explanation.grab().save(str(out / f"explanation-{name}.png"))
         window.explanation.tabs.setCurrentIndex(0)
         window.set_theme("dark")
         settle(window)
-        window.grab().save(str(OUT / "main-window-dark.png"))
+        window.grab().save(str(out / "main-window-dark.png"))
         window.set_theme("light")
         dialog = QtSettingsDialog(window.prefs, bool(window.session.cuda_available), window)
         dialog.show()
         settle(window)
-        dialog.grab().save(str(OUT / "settings-dialog.png"))
+        dialog.grab().save(str(out / "settings-dialog.png"))
         dialog.close()
         window.close()
-    print(f"screenshots ({model}) written to {OUT}")
+    print(f"screenshots ({model}) written to {out}")
     return 0
 
 

@@ -97,11 +97,11 @@ def neighbour_graph(rt, query: str, text_nb, image_nb) -> dict:
             add(f"t{j}", "text", caps[j] if j < len(caps) else f"caption {j}", w)
             edges.append({"source": "query", "target": f"t{j}", "weight": float(w)})
             i = int(cap_img[j])
-            add(f"i{i}", "image", imgs[i] if i < len(imgs) else f"photo {i}", 1.0)
+            add(f"i{i}", "image", f"training photo {i}", 1.0)
             edges.append({"source": f"t{j}", "target": f"i{i}", "weight": 1.0})
     if image_nb is not None:
         for w, i in zip(image_nb[0][0].tolist()[:5], image_nb[1][0].tolist()[:5]):
-            add(f"i{i}", "image", imgs[i] if i < len(imgs) else f"photo {i}", w)
+            add(f"i{i}", "image", f"training photo {i}", w)
             edges.append({"source": "result", "target": f"i{i}", "weight": float(w)})
             js = np.nonzero(cap_img == i)[0][:1]
             for j in js.tolist():

@@ -13,7 +13,7 @@ def register(sub) -> None:
     t.add_argument("--train-split", default="train")
     t.add_argument("--val-split", default="val")
     t.add_argument("--out", required=True, help="checkpoint folder to write (best epoch on val)")
-    t.add_argument("--epochs", type=int, default=8)
+    t.add_argument("--epochs", type=int, default=3)
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--lr", type=float, default=5e-4)
     t.add_argument("--backbone-lr", type=float, default=3e-5)
@@ -21,8 +21,10 @@ def register(sub) -> None:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--image-backbone", default="lite2", choices=["lite0", "lite2", "tiny"])
     t.add_argument("--image-size", type=int, default=None)
-    t.add_argument("--image-trainable-blocks", type=int, default=1)
-    t.add_argument("--text-trainable-layers", type=int, default=2)
+    t.add_argument("--image-trainable-blocks", type=int, default=0,
+                   help="top EfficientNet blocks fine-tuned (0: frozen tower, as the bundled model)")
+    t.add_argument("--text-trainable-layers", type=int, default=0,
+                   help="top MiniLM layers fine-tuned (0: frozen tower, as the bundled model)")
     t.add_argument("--dim", type=int, default=256)
     t.add_argument("--concepts", type=int, default=500)
     for cue in ("patch", "instance", "neighbour", "step2"):
