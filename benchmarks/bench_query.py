@@ -47,10 +47,12 @@ def build(col, n: int, chunk: int = 10_000) -> None:
     col._dirty = True
 
 
-def median_ms(fn, queries, repeat: int = 3) -> float:
+def median_ms(fn, queries, repeat: int = 3, before=None) -> float:
     times = []
     for _ in range(repeat):
         for q in queries:
+            if before is not None:
+                before()
             t = time.perf_counter()
             fn(q)
             times.append((time.perf_counter() - t) * 1000)
@@ -91,8 +93,9 @@ def main() -> None:
         info = col.info()
         assert info["vectors"] == args.n, info
         col.search_text("warm up", top=20, rerank_k=100)
-        step1 = median_ms(lambda q: col.search_text(q, top=20, rerank_k=0), QUERIES)
-        rerank = median_ms(lambda q: col.search_text(q, top=20, rerank_k=100), QUERIES)
+        # every timed query encodes its text: the collection's query cache is emptied before each one
+        step1 = median_ms(lambda q: col.search_text(q, top=20, rerank_k=0), QUERIES, before=col._cache.clear)
+        rerank = median_ms(lambda q: col.search_text(q, top=20, rerank_k=100), QUERIES, before=col._cache.clear)
         q = runtime.encode_texts(["a dog"]).global_
         faiss_only = median_ms(lambda _: col.vindex.search(q, 100), QUERIES)
         text_only = median_ms(lambda s: runtime.encode_texts([s]), QUERIES)
@@ -105,7 +108,7 @@ def main() -> None:
             shutil.rmtree(args.dir, ignore_errors=True)
     print(f"index kind: {info['index_kind']}; files (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(sizes.items())))
     print(f"open existing index:               {open_s * 1000:7.0f} ms  (target < 2000)")
-    print(f"text->image Step 1 only (median):  {step1:7.1f} ms  (target < 50; text encoding {text_only:.1f} ms, "
+    print(f"text->image Step 1 only (median):  {step1:7.1f} ms  (target < 50; includes text encoding {text_only:.1f} ms, "
           f"faiss top-100 {faiss_only:.1f} ms)")
     print(f"text->image + Step 2 on top 100:   {rerank:7.1f} ms  (target < 300)")
     print(f"memory: faiss index in RAM {args.n * runtime.dim * 4 / 1e6:.0f} MB (vectors) ; patches memory-mapped "

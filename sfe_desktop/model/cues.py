@@ -87,11 +87,13 @@ class CrossModalLookup(nn.Module):
         self.log_scale = nn.Parameter(torch.tensor(2.3))
         self.out = zero_linear(dim)
 
-    def lookup(self, sim: torch.Tensor, values: torch.Tensor):
+    def lookup(self, sim: torch.Tensor, values: torch.Tensor, value_index: torch.Tensor | None = None):
+        """``value_index`` maps an entry to its row of ``values`` (entries sharing a value)."""
         k = min(self.k, sim.shape[-1])
         val, idx = sim.topk(k, dim=-1)
         w = torch.softmax(self.log_scale.exp() * val, dim=-1)
-        return self.out((w.unsqueeze(-1) * values[idx]).sum(1)), w, idx
+        rows = idx if value_index is None else value_index[idx]
+        return self.out((w.unsqueeze(-1) * values[rows]).sum(1)), w, idx
 
 
 class InstanceCue(CrossModalLookup):
@@ -111,8 +113,8 @@ class NeighbourCue(CrossModalLookup):
     partners in the other modality. ``exclude`` masks (B, M) entries a sample must not read."""
 
     def forward(self, g: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
-                exclude: torch.Tensor | None = None):
+                exclude: torch.Tensor | None = None, value_index: torch.Tensor | None = None):
         sim = F.normalize(g, dim=-1) @ keys.t()
         if exclude is not None:
             sim = sim.masked_fill(exclude, -2.0)
-        return self.lookup(sim, values)
+        return self.lookup(sim, values, value_index)

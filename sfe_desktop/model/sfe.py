@@ -137,13 +137,13 @@ class SFEModel(nn.Module):
             info["instance"] = (w, idx)
         if self.cfg.use_neighbour and self.mem_img.shape[0] > 0:
             if kind == "image":
-                keys, values, module = self.mem_img, self.image_partners(), self.img_neighbour
+                keys, values, index, module = self.mem_img, self.image_partners(), None, self.img_neighbour
                 exclude = None if ids is None else (
                     torch.arange(keys.shape[0], device=base.device)[None, :] == ids[:, None])
-            else:
-                keys, values, module = self.mem_txt, self.mem_img[self.mem_cap_img], self.txt_neighbour
+            else:  # a caption's partner is its photo
+                keys, values, index, module = self.mem_txt, self.mem_img, self.mem_cap_img, self.txt_neighbour
                 exclude = None if ids is None else (self.mem_cap_img[None, :] == ids[:, None])
-            ctx, w, idx = module(base, keys, values, exclude)
+            ctx, w, idx = module(base, keys, values, exclude, index)
             g = g + ctx
             info["neighbour"] = (w, idx)
         return Global(F.normalize(g, dim=-1), base, info)
