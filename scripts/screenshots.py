@@ -19,10 +19,42 @@ sys.path.insert(0, str(ROOT / "tests" / "qt"))
 OUT = ROOT / "docs" / "screenshots"
 
 
+SKIES = [((255, 140, 60), (120, 40, 90)), ((120, 180, 255), (200, 230, 255)), ((30, 30, 70), (5, 5, 20)),
+         ((200, 200, 210), (240, 240, 245))]
+GROUNDS = [(20, 60, 120), (60, 150, 50), (240, 240, 250), (200, 170, 110), (90, 90, 90)]
+
+
+def make_scenes(folder: Path, n: int, size=(480, 360), seed: int = 0) -> None:
+    """Simple generated landscapes (sky gradient, ground, a sun or moon, a few trees): no real photos
+    are copied into the project, so the screenshots are made from these."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    w, h = size
+    for i in range(n):
+        top, bottom = (np.array(c, float) for c in SKIES[i % len(SKIES)])
+        horizon = int(h * rng.uniform(0.45, 0.7))
+        ramp = np.linspace(0, 1, horizon)[:, None, None]
+        sky = (top * (1 - ramp) + bottom * ramp).repeat(w, axis=1)
+        img = np.zeros((h, w, 3), np.uint8)
+        img[:horizon] = sky.astype(np.uint8)
+        img[horizon:] = np.array(GROUNDS[(i // len(SKIES)) % len(GROUNDS)], np.uint8)
+        im = Image.fromarray(img)
+        d = ImageDraw.Draw(im)
+        x, y, r = int(rng.integers(60, w - 60)), int(rng.integers(30, horizon - 20)), int(rng.integers(18, 40))
+        d.ellipse([x - r, y - r, x + r, y + r], fill=(255, 230, 150) if i % len(SKIES) != 2 else (235, 235, 255))
+        for _ in range(int(rng.integers(0, 4))):
+            tx = int(rng.integers(10, w - 30))
+            d.polygon([(tx, horizon), (tx + 30, horizon), (tx + 15, horizon - 70)], fill=(20, 90, 30))
+        im.save(folder / f"scene_{i:03d}.jpg", quality=90)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="Save screenshots of the SFE Explorer window.")
     parser.add_argument("--checkpoint", help="checkpoint folder (default: bundled model, else tiny random model)")
-    parser.add_argument("--query", default="a red car near a tree")
+    parser.add_argument("--query", default="a sunset over the sea")
     parser.add_argument("--photos", help="folder of photos to show (copied to a temporary folder; default: generated)")
     parser.add_argument("--out", default=str(OUT), help="where to write the PNGs")
     args = parser.parse_args()
@@ -30,7 +62,6 @@ def main() -> int:
     from PySide6.QtCore import QEventLoop, QSettings, QTimer
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
-    from qt_helpers import make_photos
 
     from sfe_desktop.config import default_checkpoint
     from sfe_desktop.model.runtime import SFERuntime, tiny_runtime
@@ -70,7 +101,7 @@ def main() -> int:
         if args.photos:
             shutil.copytree(args.photos, folder, ignore=shutil.ignore_patterns(".sfe-index"))
         else:
-            make_photos(folder, 40, size=(480, 360))
+            make_scenes(folder, 40)
         window = QtMainWindow(QSettings(str(Path(tmp) / "s.ini"), QSettings.IniFormat), runtime_factory=factory)
         window.set_theme("light")
         window.resize(1400, 860)
