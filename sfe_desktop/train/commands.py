@@ -23,8 +23,8 @@ def register(sub) -> None:
     t.add_argument("--image-size", type=int, default=None)
     t.add_argument("--image-trainable-blocks", type=int, default=0,
                    help="top EfficientNet blocks fine-tuned (0: frozen tower, as the bundled model)")
-    t.add_argument("--text-trainable-layers", type=int, default=0,
-                   help="top MiniLM layers fine-tuned (0: frozen tower, as the bundled model)")
+    t.add_argument("--text-trainable-layers", type=int, default=1,
+                   help="top MiniLM layers fine-tuned (1, as the bundled model; 0: frozen tower)")
     t.add_argument("--dim", type=int, default=256)
     t.add_argument("--concepts", type=int, default=500)
     for cue in ("patch", "instance", "neighbour", "step2"):
