@@ -41,3 +41,16 @@ def load_runtime(device: str = "auto"):
     except SFEError as exc:
         print(f"note: lite2 architecture unavailable ({exc}); falling back to tiny_runtime")
     return tiny_runtime(0), "tiny_runtime (tiny backbones: ratio not representative)"
+
+
+def add_allocator_flag(parser) -> None:
+    parser.add_argument("--no-malloc-tuning", action="store_true",
+                        help="leave glibc's allocator at its defaults (the app tunes it at start)")
+
+
+def setup_allocator(args) -> None:
+    """Tune the allocator as the app's entry points do, unless ``--no-malloc-tuning``; say which."""
+    from sfe_desktop.memory import tune_allocator
+
+    print("allocator tuning (as the app does at start):",
+          "off (--no-malloc-tuning)" if args.no_malloc_tuning else tune_allocator())

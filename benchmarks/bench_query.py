@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import load_runtime, machine, rss_mb  # noqa: E402
+from _common import add_allocator_flag, load_runtime, machine, rss_mb, setup_allocator  # noqa: E402
 
 QUERIES = ["a dog running on the beach", "two children playing football", "a red car parked in the street",
            "sunset over the mountains", "a plate of pasta", "a cat sleeping on a sofa", "people at a wedding",
@@ -64,7 +64,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "sfe-bench-100k"))
     ap.add_argument("--keep", action="store_true", help="keep the synthetic index")
+    add_allocator_flag(ap)
     args = ap.parse_args()
+    setup_allocator(args)
 
     from sfe_desktop.search import Collection
 

@@ -8,6 +8,7 @@ import sys
 import threading
 
 from .errors import SFEError
+from .memory import tune_allocator
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv or ["gui"])
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    tune_allocator()
     try:
         return int(args.func(args) or 0)
     except SFEError as exc:
