@@ -17,6 +17,8 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "qt"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import add_allocator_flag, setup_allocator  # noqa: E402
 
 
 class Heartbeat:
@@ -49,7 +51,9 @@ def main() -> int:
     parser.add_argument("--photos", type=int, default=300)
     parser.add_argument("--checkpoint", help="real checkpoint folder (default: tiny random model)")
     parser.add_argument("--device", default="cpu")
+    add_allocator_flag(parser)
     args = parser.parse_args()
+    setup_allocator(args)
 
     from PySide6.QtCore import QEventLoop, QSettings, QTimer
     from PySide6.QtWidgets import QApplication
@@ -109,6 +113,11 @@ def main() -> int:
         while (window.model.thumbnails_pending() or not window.explanation.idle()) and time.perf_counter() < deadline:
             app.processEvents()
         beat.enter("done")
+        from sfe_desktop.qt import plot_canvas
+
+        view = window.explanation.tabs.currentWidget().plot  # hidden tabs render only when shown
+        where = "the render process" if plot_canvas._PROCESS is not None else "this process (render thread)"
+        print(f"last explanation figure shown: {view.result is not None}, drawn in {where}")
         window.close()
         beat.timer.stop()
 

@@ -6,6 +6,8 @@ import logging
 import sys
 from pathlib import Path
 
+from ..memory import tune_allocator
+
 APP_NAME = "SFE Explorer"
 ORG_NAME = "SFE"
 
@@ -32,6 +34,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Show the main window (in well under 2 s: the model loads in the background) and run the event loop."""
     args = parse_args(argv)
+    tune_allocator()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from PySide6.QtCore import QCoreApplication, Qt
     from PySide6.QtGui import QGuiApplication, QIcon
@@ -53,7 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     window.show()
     if args.folder:
         window.open_folder(args.folder)
-    return int(app.exec())
+    try:
+        return int(app.exec())
+    finally:
+        from .plot_canvas import shutdown_render_process
+
+        shutdown_render_process()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,9 +1,16 @@
-"""QtPlotView: shows a matplotlib figure rendered off the UI thread.
+"""QtPlotView: shows a matplotlib figure rendered off the UI thread and outside the app's process.
 
 Building a figure and drawing it with Agg takes 100-300 ms on a slow CPU, too long for the UI thread. A view
 is given a *renderer*, ``renderer(width_px, height_px, dpi) -> plots.Rendered`` (pure matplotlib on a fresh
-``Figure`` + ``FigureCanvasAgg``, holding ``plots.DRAW_LOCK``); it runs on :func:`render_pool`, one thread,
-and hands back ``QImage`` layers that ``paintEvent`` only blits. The UI thread never draws a figure.
+``Figure`` + ``FigureCanvasAgg``), a picklable callable such as a ``functools.partial`` of a ``plots.render_*``
+function. It runs in the render process (:func:`render_process`), waited for by :func:`render_pool`'s one thread,
+which hands back ``QImage`` layers that ``paintEvent`` only blits. The UI thread never draws a figure.
+
+Why a process: matplotlib is Python and NumPy code that takes and releases the GIL thousands of times per
+figure. CPython 3.11 hands the GIL to a waiting thread only when no other switch happened for 5 ms, so a render
+thread that keeps re-taking it starved the UI thread for the whole render (150-175 ms stalls measured by
+``benchmarks/bench_ui_stall.py``, 15 ms without rendering). The child process has its own GIL. If it cannot be
+started (or ``SFE_RENDER_PROCESS=0``), figures are drawn on the render thread as before.
 
 * Lazy: a view renders only while visible (a hidden tab renders when it is shown).
 * Coalescing: while one render runs, only the latest request of a view is kept.
@@ -14,6 +21,10 @@ and hands back ``QImage`` layers that ``paintEvent`` only blits. The UI thread n
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Callable
 
 import numpy as np
@@ -22,6 +33,7 @@ from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtWidgets import QSizePolicy, QWidget
 from shiboken6 import isValid
 
+from . import plots
 from .plots import LIGHT, Rendered
 
 log = logging.getLogger(__name__)
@@ -29,6 +41,9 @@ Renderer = Callable[[int, int, float], Rendered]
 RESIZE_PAUSE_MS = 150
 _POOL: QThreadPool | None = None
 _DISPATCH: "_Dispatcher | None" = None
+_PROCESS: ProcessPoolExecutor | None = None
+_PROCESS_FAILURES = 0
+MAX_PROCESS_FAILURES = 2  # then draw on the render thread for the rest of the session
 
 
 def render_pool() -> QThreadPool:
@@ -38,6 +53,55 @@ def render_pool() -> QThreadPool:
         _POOL = QThreadPool()
         _POOL.setMaxThreadCount(1)
     return _POOL
+
+
+def render_process() -> ProcessPoolExecutor | None:
+    """The one child process that draws figures (started, and warmed up, on first call); None when figures
+    are drawn in this process instead."""
+    global _PROCESS
+    if _PROCESS is None and _PROCESS_FAILURES < MAX_PROCESS_FAILURES \
+            and os.environ.get("SFE_RENDER_PROCESS", "1").strip() != "0":
+        try:
+            _PROCESS = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            _PROCESS.submit(plots.warm_up)
+        except (OSError, RuntimeError) as exc:
+            _process_failed(exc)
+    return _PROCESS
+
+
+def _process_failed(exc: BaseException) -> None:
+    global _PROCESS, _PROCESS_FAILURES
+    _PROCESS_FAILURES += 1
+    log.warning("the render process failed (%s); %s", exc,
+                "drawing on a thread from now on" if _PROCESS_FAILURES >= MAX_PROCESS_FAILURES else "restarting it")
+    if _PROCESS is not None:
+        _PROCESS.shutdown(wait=False, cancel_futures=True)
+    _PROCESS = None
+
+
+def shutdown_render_process() -> None:
+    """Stop the render process (the app calls this when it quits)."""
+    global _PROCESS
+    if _PROCESS is not None:
+        _PROCESS.shutdown(wait=False, cancel_futures=True)
+        _PROCESS = None
+
+
+def render(renderer: Renderer, width_px: int, height_px: int, dpi: float) -> Rendered:
+    """``plots.detached(renderer, ...)`` in the render process if there is one, else here. A plotting error
+    raised by the renderer propagates; a render process that died is restarted for the next call."""
+    pool = render_process()
+    if pool is not None:
+        try:
+            future: Future = pool.submit(plots.detached, renderer, width_px, height_px, dpi)
+        except RuntimeError as exc:  # shut down, or broken before this call
+            _process_failed(exc)
+        else:
+            try:
+                return future.result()
+            except BrokenProcessPool as exc:  # the child died during this render
+                _process_failed(exc)
+    return plots.detached(renderer, width_px, height_px, dpi)
 
 
 def to_qimage(rgba: np.ndarray, dpr: float = 1.0) -> QImage:
@@ -82,7 +146,8 @@ class _RenderJob(QRunnable):
     def run(self) -> None:  # noqa: D102 - QRunnable API
         rendered, layers = None, None
         try:
-            rendered = self.renderer(round(self.width * self.dpr), round(self.height * self.dpr), 100.0 * self.dpr)
+            rendered = render(self.renderer, round(self.width * self.dpr), round(self.height * self.dpr),
+                              100.0 * self.dpr)
             layers = (to_qimage(rendered.rgba, self.dpr),
                       None if rendered.overlay is None else to_qimage(rendered.overlay, self.dpr))
         except Exception:  # a plotting bug must not take the window down
@@ -99,6 +164,7 @@ class QtPlotView(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         _dispatcher()
+        render_process()  # start it now: the first figure is asked for a few seconds later at the earliest
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
         self.setMinimumSize(240, 200)
         self.theme = LIGHT

@@ -242,7 +242,8 @@ class Rendered:
     rgba
         (H, W, 4) uint8, the whole figure.
     figure
-        The ``Figure`` that was drawn (inspect only; never drawn again).
+        The ``Figure`` that was drawn (inspect only; never drawn again), or None once :func:`detached`
+        replaced it by its description ``info["drawn"]``.
     overlay
         (H, W, 4) uint8 layer to be composed over ``rgba`` with a user-chosen opacity, or None.
     info
@@ -250,7 +251,7 @@ class Rendered:
     """
 
     rgba: np.ndarray
-    figure: Figure
+    figure: Figure | None
     overlay: np.ndarray | None = None
     info: dict = field(default_factory=dict)
 
@@ -315,3 +316,27 @@ def render_graph(explanation: dict, theme: dict, width_px: int, height_px: int, 
             height = rgba.shape[0]
             pixels = {i: (float(x), float(height - y)) for i, (x, y) in zip(ids, xy)}
     return Rendered(rgba, fig, None, {"positions": pos, "pixels": pixels})
+
+
+def describe(fig: Figure) -> list[dict]:
+    """Plain data about what each axes of ``fig`` holds: image shapes, tick labels, bars, lines and markers."""
+    return [{"images": [tuple(np.shape(im.get_array())) for im in ax.images],
+             "xticklabels": [t.get_text() for t in ax.get_xticklabels()],
+             "yticklabels": [t.get_text() for t in ax.get_yticklabels()],
+             "patches": len(ax.patches), "lines": len(ax.lines),
+             "markers": [len(c.get_offsets()) for c in ax.collections],
+             "title": ax.get_title()} for ax in fig.axes]
+
+
+def detached(renderer, width_px: int, height_px: int, dpi: float = 100.0) -> Rendered:
+    """``renderer(width_px, height_px, dpi)`` without its ``Figure``, which becomes ``info["drawn"]``
+    (:func:`describe`): what the app keeps, and what can cross a process boundary cheaply."""
+    with DRAW_LOCK:
+        r = renderer(width_px, height_px, dpi)
+        drawn = describe(r.figure) if r.figure is not None else []
+    return Rendered(r.rgba, None, r.overlay, {**r.info, "drawn": drawn})
+
+
+def warm_up() -> None:
+    """Load matplotlib's fonts and Agg once (the render process runs this when it starts)."""
+    render_graph({"neighbours": {"nodes": [], "edges": []}}, LIGHT, 320, 240)

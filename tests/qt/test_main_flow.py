@@ -44,12 +44,13 @@ def test_search_explain_export(qtbot, make_window, photos, tmp_path):
     # 1. patch attention: the photo and the heatmap, whose values come from the explanation
     attention = panel.attention.plot
     assert attention.result is not None and attention.result.overlay is not None
-    ax = attention.result.figure.axes[0]
-    assert len(ax.images) == 2
+    drawn = attention.result.info["drawn"][0]  # what the render drew, described where it was drawn
+    assert len(drawn["images"]) == 2
     assert attention.result.info["heat"].shape == tuple(explanation["grid"])
     assert panel.attention.word.count() == len(explanation["words"]) + 1
     panel.attention.word.setCurrentIndex(1)
-    qtbot.waitUntil(lambda: panel.idle() and attention.result.figure is not ax.figure, timeout=30000)
+    first_render = attention.result
+    qtbot.waitUntil(lambda: panel.idle() and attention.result is not first_render, timeout=30000)
     att = np.asarray(explanation["attention"])[0].reshape(explanation["grid"])
     assert np.argmax(attention.result.info["heat"]) == np.argmax(att)
     before = attention.grab().toImage()
@@ -63,23 +64,21 @@ def test_search_explain_export(qtbot, make_window, photos, tmp_path):
     qtbot.waitUntil(lambda: panel.idle() and panel.concepts.plot.result is not None, timeout=30000)
 
     # 2. concepts: the co-occurrence matrix with the concept names as labels, and bars of what fired
-    fig = panel.concepts.plot.result.figure
-    matrix_ax = fig.axes[0]
+    axes = panel.concepts.plot.result.info["drawn"]
     names = explanation["concepts"]["names"]
-    assert matrix_ax.images[0].get_array().shape == (len(names), len(names))
-    assert [t.get_text() for t in matrix_ax.get_yticklabels()][: len(names)] == [n[:18] for n in names] or names
-    bars = sum(len(a.patches) for a in fig.axes[1:])
+    assert axes[0]["images"][0] == (len(names), len(names))
+    assert axes[0]["yticklabels"][: len(names)] == [n[:18] for n in names] or names
+    bars = sum(a["patches"] for a in axes[1:])
     expected_bars = min(8, len(explanation["concepts"]["text"])) + min(8, len(explanation["concepts"]["image"]))
     assert bars >= expected_bars > 0
 
     # 3. neighbour graph: one line per edge, one marker per node
     panel.tabs.setCurrentWidget(panel.graph)
     qtbot.waitUntil(lambda: panel.idle() and panel.graph.plot.result is not None, timeout=30000)
-    gax = panel.graph.plot.result.figure.axes[0]
+    gax = panel.graph.plot.result.info["drawn"][0]
     nodes = explanation["neighbours"]["nodes"]
-    drawn_nodes = sum(len(c.get_offsets()) for c in gax.collections)
-    assert drawn_nodes == len([n for n in nodes if n["id"] in panel.graph.pixels]) == len(nodes)
-    assert len(gax.lines) == len(explanation["neighbours"]["edges"])
+    assert sum(gax["markers"]) == len([n for n in nodes if n["id"] in panel.graph.pixels]) == len(nodes)
+    assert gax["lines"] == len(explanation["neighbours"]["edges"])
 
     # clicking a photo node opens the photo (the result node included); a click on empty space does not
     photo_nodes = [n for n in nodes if n["kind"] in ("image", "query") and n.get("path")]
@@ -120,7 +119,7 @@ def test_find_captions_and_similar(qtbot, make_window, photos):
     assert window.model.index(0).data(Qt.DisplayRole) == captions[0].caption
     explanation = select_first(qtbot, window)
     assert explanation["words"]
-    assert window.explanation.attention.plot.result.figure.axes[0].images
+    assert window.explanation.attention.plot.result.info["drawn"][0]["images"]
 
     similar = run_search(qtbot, window, lambda: window.find_similar(photo))
     assert similar and all(r.path for r in similar)

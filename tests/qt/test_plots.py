@@ -1,7 +1,9 @@
 """Off-thread plot rendering pieces: pixel layers, node positions, the PySide6 None work-around."""
 from __future__ import annotations
 
+import os
 import sys
+from functools import partial
 
 import numpy as np
 import pytest
@@ -57,3 +59,35 @@ def test_none_cannot_be_deallocated_by_pyside_void_calls(qtbot):
     for _ in range(1000):
         w.update()  # PySide6 6.12.0 loses a reference to None on each call
     assert sys.getrefcount(None) > 2 ** 59
+
+
+def _pid_renderer(width_px, height_px, dpi, fail=False):
+    """A renderer that reports where it ran (module-level: it must pickle to reach the render process)."""
+    if fail:
+        raise ValueError("a plotting bug")
+    r = plots.render_graph(explanation(), plots.LIGHT, width_px, height_px, dpi)
+    r.info["pid"] = os.getpid()
+    return r
+
+
+def test_figures_are_drawn_in_the_render_process_and_described():
+    from sfe_desktop.qt import plot_canvas
+
+    r = plot_canvas.render(_pid_renderer, 200, 150, 100.0)
+    assert r.info["pid"] != os.getpid()  # another process, with its own GIL
+    assert r.figure is None and r.rgba.shape == (150, 200, 4)
+    graph = r.info["drawn"][0]
+    assert sum(graph["markers"]) == len(explanation()["neighbours"]["nodes"])
+    assert graph["lines"] == len(explanation()["neighbours"]["edges"])
+    with pytest.raises(ValueError, match="plotting bug"):  # a renderer's error reaches the caller...
+        plot_canvas.render(partial(_pid_renderer, fail=True), 200, 150, 100.0)
+    assert plot_canvas.render(_pid_renderer, 200, 150, 100.0).info["pid"] == r.info["pid"]  # ...the process stays
+
+
+def test_figures_are_drawn_here_when_the_render_process_is_off(monkeypatch):
+    from sfe_desktop.qt import plot_canvas
+
+    monkeypatch.setenv("SFE_RENDER_PROCESS", "0")
+    monkeypatch.setattr(plot_canvas, "_PROCESS", None)
+    r = plot_canvas.render(_pid_renderer, 200, 150, 100.0)
+    assert r.info["pid"] == os.getpid() and r.figure is None and r.info["drawn"]

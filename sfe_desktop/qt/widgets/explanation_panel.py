@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
@@ -58,7 +59,7 @@ class QtAttentionView(QWidget):
         if self.explanation is None:
             return
         args = (self.explanation, self.image, self.word.currentData(), self.plot.theme)
-        self.plot.set_renderer(lambda w, h, dpi: plots.render_attention(*args, w, h, dpi), keep_image)
+        self.plot.set_renderer(partial(plots.render_attention, *args), keep_image)
 
 
 class QtConceptsView(QWidget):
@@ -88,7 +89,7 @@ class QtConceptsView(QWidget):
     def redraw(self, keep_image: bool = False) -> None:
         if self.explanation is not None:
             args = (self.explanation, self.plot.theme)
-            self.plot.set_renderer(lambda w, h, dpi: plots.render_concepts(*args, w, h, dpi), keep_image)
+            self.plot.set_renderer(partial(plots.render_concepts, *args), keep_image)
 
 
 class QtGraphView(QWidget):
@@ -119,7 +120,7 @@ class QtGraphView(QWidget):
     def redraw(self, keep_image: bool = False) -> None:
         if self.explanation is not None:
             args = (self.explanation, self.plot.theme)
-            self.plot.set_renderer(lambda w, h, dpi: plots.render_graph(*args, w, h, dpi), keep_image)
+            self.plot.set_renderer(partial(plots.render_graph, *args), keep_image)
 
     def node_at(self, x: float, y: float, radius: float | None = None) -> dict | None:
         """The node nearest to image pixel (x, y) within ``radius`` pixels (default: CLICK_RADIUS widget px)."""
