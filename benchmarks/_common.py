@@ -29,6 +29,7 @@ def rss_mb() -> float:
 def load_runtime(device: str = "auto"):
     """The bundled model when it loads; else the real lite2 architecture with random weights; else tiny."""
     from sfe_desktop.errors import SFEError
+    from sfe_desktop.config import pick_device
     from sfe_desktop.model.runtime import SFERuntime, tiny_runtime
 
     try:
@@ -36,11 +37,12 @@ def load_runtime(device: str = "auto"):
     except SFEError as exc:
         print(f"note: default checkpoint unavailable ({exc})")
     try:
-        rt = tiny_runtime(0, image_backbone="lite2", image_size=260, dim=256, n_concepts=500)
+        rt = tiny_runtime(0, device=str(pick_device(device)), image_backbone="lite2", image_size=260, dim=256,
+                          n_concepts=500)
         return rt, "random-init lite2 image tower at 260 px, dim 256 (same compute as the default model)"
     except SFEError as exc:
         print(f"note: lite2 architecture unavailable ({exc}); falling back to tiny_runtime")
-    return tiny_runtime(0), "tiny_runtime (tiny backbones: ratio not representative)"
+    return tiny_runtime(0, device=str(pick_device(device))), "tiny_runtime (tiny backbones: ratio not representative)"
 
 
 def add_allocator_flag(parser) -> None:

@@ -53,9 +53,10 @@ def per_image_cpu(runtime, paths: list[str]) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=40)
-    ap.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "sfe-bench-12mp"))
+    ap.add_argument("--dir", default=None, help="photo folder (default: a temp folder per --n)")
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--device", default="cpu", help="cpu (the target's setting) or cuda")
     add_allocator_flag(ap)
     args = ap.parse_args()
     setup_allocator(args)
@@ -65,13 +66,16 @@ def main() -> None:
 
     print(machine())
     t = time.perf_counter()
+    args.dir = args.dir or os.path.join(tempfile.gettempdir(), "sfe-bench-12mp" + ("" if args.n == 40 else f"-{args.n}"))
     make_photos(args.dir, args.n)
     mb = sum(os.path.getsize(os.path.join(args.dir, f)) for f in os.listdir(args.dir) if f.endswith(".jpg")) / 1e6
     print(f"{args.n} JPEGs of 4000x3000 ({mb / args.n:.1f} MB each) ready in {time.perf_counter() - t:.1f} s")
-    runtime, what = load_runtime("cpu")
+    runtime, what = load_runtime(args.device)
+    sync = torch.cuda.synchronize if runtime.device.type == "cuda" else (lambda: None)
     print(f"model: {what}; device {runtime.device}")
 
-    paths = sorted(os.path.join(args.dir, f) for f in os.listdir(args.dir) if f.endswith(".jpg"))[: args.n]
+    paths = sorted(os.path.join(args.dir, f) for f in os.listdir(args.dir) if f.endswith(".jpg"))
+    assert len(paths) == args.n, f"{args.dir} holds {len(paths)} JPEGs, not --n {args.n}"
     tensors = [runtime.preprocess(load_image(p, runtime.image_size)) for p in paths]
     decode_cpu = per_image_cpu(runtime, paths)
     pipeline, bare, step1 = [], [], []
@@ -89,11 +93,14 @@ def main() -> None:
         finally:
             shutil.rmtree(index_dir, ignore_errors=True)
         # bare loop: pre-decoded tensors, the same batches, the image backbone only
-        batches = [torch.stack(tensors[i:i + bs]) for i in range(0, len(tensors), bs)]
+        batches = [torch.stack(tensors[i:i + bs]).to(runtime.device) for i in range(0, len(tensors), bs)]
         with torch.inference_mode():
+            runtime.model.image(batches[0])  # warm-up (CUDA kernels, allocator)
+            sync()
             t = time.perf_counter()
             for b in batches:
                 runtime.model.image(b)
+            sync()
             bare.append(time.perf_counter() - t)
             t = time.perf_counter()
             for b in batches:

@@ -222,8 +222,9 @@ class SFERuntime:
         return explain_pair(self, text[0], image[0])
 
 
-def tiny_runtime(seed: int = 0, **changes) -> SFERuntime:
-    """A small random-initialised runtime with a synthetic corpus: for tests, no packages needed."""
+def tiny_runtime(seed: int = 0, device: str = "cpu", **changes) -> SFERuntime:
+    """A small random-initialised runtime with a synthetic corpus: for tests, no packages needed. The same
+    ``seed`` gives the same weights on every device."""
     from .build import build_corpus_state
 
     torch.manual_seed(seed)
@@ -242,4 +243,4 @@ def tiny_runtime(seed: int = 0, **changes) -> SFERuntime:
     gen = torch.Generator().manual_seed(seed)
     pixels = torch.rand(len(images), 3, cfg.image_size, cfg.image_size, generator=gen)
     meta = build_corpus_state(model, captions, cap_img, images, image_batches=[pixels])
-    return SFERuntime(model, meta, torch.device("cpu"), f"tiny-{seed}")
+    return SFERuntime(model, meta, torch.device(device), f"tiny-{seed}")
