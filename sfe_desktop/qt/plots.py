@@ -209,14 +209,21 @@ def draw_graph(fig: Figure, explanation: dict, theme: dict = LIGHT) -> dict[str,
             ax.text((x0 + x1) / 2, (y0 + y1) / 2, f"{float(e['weight']):.2f}", fontsize=7, ha="center",
                     va="center", color=theme["fg"], zorder=3,
                     bbox={"boxstyle": "round,pad=0.15", "fc": theme["bg"], "ec": "none", "alpha": 0.8})
-    for kind, (colour, marker, size) in KIND_STYLE.items():
-        members = [n for n in nodes if n["kind"] == kind and n["id"] in pos]
+    groups = [("query", None, "query"), ("image", True, "photo (click to open)"),
+              ("image", False, "training photo (no file here)"), ("text", None, "caption")]
+    for kind, openable, label in groups:
+        colour, marker, size = KIND_STYLE[kind]
+        members = [n for n in nodes if n["kind"] == kind and n["id"] in pos
+                   and (openable is None or bool(n.get("path")) == openable)]
         if not members:
             continue
         xs, ys = zip(*(pos[n["id"]] for n in members))
-        label = {"query": "query", "image": "photo (click to open)", "text": "caption"}[kind]
-        ax.scatter(xs, ys, s=size, c=colour, marker=marker, edgecolors=theme["fg"], linewidths=0.6,
-                   zorder=2, label=label)
+        if openable is False:  # hollow: nothing to open behind it
+            ax.scatter(xs, ys, s=size, facecolors="none", marker=marker, edgecolors=colour, linewidths=1.6,
+                       zorder=2, label=label)
+        else:
+            ax.scatter(xs, ys, s=size, c=colour, marker=marker, edgecolors=theme["fg"], linewidths=0.6,
+                       zorder=2, label=label)
         for n in members:
             x, y = pos[n["id"]]
             ax.annotate(node_label(n, 20), (x, y), xytext=(0, -11 if y <= 0 else 10), textcoords="offset points",

@@ -91,3 +91,14 @@ def test_figures_are_drawn_here_when_the_render_process_is_off(monkeypatch):
     monkeypatch.setattr(plot_canvas, "_PROCESS", None)
     r = plot_canvas.render(_pid_renderer, 200, 150, 100.0)
     assert r.info["pid"] == os.getpid() and r.figure is None and r.info["drawn"]
+
+
+def test_graph_legend_promises_a_click_only_for_photos_with_a_file():
+    ex = explanation()
+    ex["neighbours"]["nodes"].append({"id": "i3", "kind": "image", "label": "training photo 3", "weight": 0.4,
+                                      "path": None})
+    ex["neighbours"]["edges"].append({"source": "t0", "target": "i3", "weight": 0.3})
+    r = plots.render_graph(ex, plots.LIGHT, 400, 300)
+    legend = [t.get_text() for t in r.figure.axes[0].get_legend().get_texts()]
+    assert "photo (click to open)" in legend and "training photo (no file here)" in legend
+    assert sum(len(c.get_offsets()) for c in r.figure.axes[0].collections) == len(ex["neighbours"]["nodes"])
