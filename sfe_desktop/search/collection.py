@@ -11,6 +11,7 @@ import numpy as np
 
 from ..catalog import Catalog
 from ..config import default_index_dir
+from ..index.lock import FolderLock
 from ..errors import IndexStateError, SFEError
 from ..index import ThumbnailCache, VectorIndex, VectorStore
 from .captions import read_caption_file
@@ -188,7 +189,14 @@ class Collection(Retrieval):
         if not self._run_lock.acquire(blocking=False):
             raise IndexStateError("an index run is already in progress for this collection")
         try:
-            return Indexer(self, progress, cancel).run(reencode)
+            folder_lock = FolderLock(self.index_dir)
+            if not folder_lock.acquire():
+                raise IndexStateError(f"another process (pid {folder_lock.holder()}) is indexing into "
+                                      f"{self.index_dir}; wait for it to finish")
+            try:
+                return Indexer(self, progress, cancel).run(reencode)
+            finally:
+                folder_lock.release()
         finally:
             self._run_lock.release()
 

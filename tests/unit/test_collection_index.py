@@ -178,3 +178,22 @@ def test_index_dir_elsewhere_and_read_only_fallback(photos, runtime, tmp_path, m
     monkeypatch.setattr(config, "_writable", lambda d: False)
     where = config.default_index_dir(photos)
     assert str(where).startswith(str(data_dir)) and where != config.default_index_dir(tmp_path)
+
+
+def test_a_second_process_cannot_index_the_same_folder_at_once(photos, runtime):
+    import subprocess
+    import sys
+
+    with Collection.open(photos, runtime) as col:
+        holder = subprocess.Popen(  # another process holds the folder's lock, as a running index would
+            [sys.executable, "-c", "import sys, time; from sfe_desktop.index.lock import FolderLock; "
+             "assert FolderLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(60)",
+             str(col.index_dir)], stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline().strip() == "locked"
+            with pytest.raises(IndexStateError, match=f"another process \\(pid {holder.pid}\\)"):
+                col.index()
+        finally:
+            holder.kill()
+            holder.wait()
+        assert col.index().indexed == 8  # the OS dropped the dead holder's lock
