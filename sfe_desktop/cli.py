@@ -58,7 +58,8 @@ def cmd_index(args) -> int:
         finally:
             bar.close()
         print(f"{summary.total} images: {summary.indexed} indexed, {summary.reused} reused (moved or copied), "
-              f"{summary.removed} removed, {summary.skipped} skipped, in {summary.seconds:.1f} s")
+              f"{summary.removed} removed, {summary.skipped} skipped, in {summary.seconds:.1f} s"
+              + (f"; {summary.compacted} unused vector rows compacted away" if summary.compacted else ""))
         skipped = col.skipped()
         if args.report:
             for path, reason in skipped:

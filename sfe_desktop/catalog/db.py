@@ -190,6 +190,15 @@ class Catalog:
                 self._set_meta(meta)
         return ids
 
+    def renumber_rows(self, mapping: dict[int, int], meta: dict) -> None:
+        """Point every file at vector row ``mapping[old]`` instead of ``old``, and set ``meta``, in one
+        transaction. New numbers must not exceed old ones (compaction), so updating in ascending order of the
+        old number never collides with a row not yet renumbered."""
+        with self._tx():
+            self.conn.executemany("UPDATE files SET vec_row = ? WHERE vec_row = ? AND status = ?",
+                                  [(new, old, OK) for old, new in sorted(mapping.items())])
+            self._set_meta(meta)
+
     def reset_vectors(self, meta: dict) -> None:
         """Forget every vector (re-encode with another model): rows become un-indexed."""
         with self._tx():

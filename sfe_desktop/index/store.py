@@ -24,6 +24,7 @@ class _RowFile:
         self.shape = shape
         self.row_bytes = int(np.prod(shape)) * self.dtype.itemsize
         self._map: np.memmap | None = None
+        self._inode: int | None = None
         self._lock = threading.Lock()
 
     def rows(self) -> int:
@@ -44,13 +45,32 @@ class _RowFile:
         rows = np.asarray(rows, dtype=np.int64)
         with self._lock:
             need = int(rows.max()) + 1 if rows.size else 0
-            if self._map is None or self._map.shape[0] < need:
+            try:
+                inode = os.stat(self.path).st_ino  # another process may have compacted (replaced) the file
+            except OSError:
+                inode = None
+            if self._map is None or self._map.shape[0] < need or inode != self._inode:
                 n = self.rows()
                 if n < need:
                     raise IndexError(f"{self.path.name} holds {n} rows, row {need - 1} requested")
                 self._map = np.memmap(self.path, dtype=self.dtype, mode="r", shape=(n, *self.shape))
+                self._inode = inode
             # copy while holding the lock: truncate() must never shrink the file under a read (SIGBUS)
             return np.array(self._map[rows])
+
+    def write_subset(self, rows: np.ndarray, target: Path, chunk: int = 1024) -> None:
+        """Write rows ``rows`` of this file, in that order, to ``target`` (flushed to disk)."""
+        with open(target, "wb") as f:
+            for i in range(0, len(rows), chunk):
+                f.write(self.read(rows[i:i + chunk]).tobytes())
+            f.flush()
+            os.fsync(f.fileno())
+
+    def replace_with(self, source: Path) -> None:
+        """Atomically make ``source`` this file's content (no reader sees a half-replaced file)."""
+        with self._lock:
+            self._map = None
+            os.replace(source, self.path)
 
     def truncate(self) -> None:
         with self._lock:
@@ -88,3 +108,25 @@ class VectorStore:
     def clear(self) -> None:
         self.globals.truncate()
         self.patches.truncate()
+
+    # -- compaction: keep only the rows still referenced ------------------------------------------------
+    # 1. write_compacted(rows): copies of both files holding only ``rows`` (in that order), as *.compact;
+    # 2. the caller renumbers its references in one transaction that also records "compaction pending";
+    # 3. finish_compaction(): the copies replace the files. A crash before 2 leaves copies that
+    #    discard_compaction() deletes on the next open; a crash after 2 is finished by finish_compaction().
+    def _compact_path(self, f: _RowFile) -> Path:
+        return f.path.with_name(f.path.name + ".compact")
+
+    def write_compacted(self, rows: np.ndarray) -> None:
+        rows = np.asarray(rows, dtype=np.int64)
+        for f in (self.globals, self.patches):
+            f.write_subset(rows, self._compact_path(f))
+
+    def finish_compaction(self) -> None:
+        for f in (self.globals, self.patches):
+            if self._compact_path(f).exists():
+                f.replace_with(self._compact_path(f))
+
+    def discard_compaction(self) -> None:
+        for f in (self.globals, self.patches):
+            self._compact_path(f).unlink(missing_ok=True)

@@ -22,6 +22,7 @@ from .types import IndexSummary
 log = logging.getLogger(__name__)
 
 FAISS_FILE = "vectors.faiss"
+COMPACT_DEAD_FRACTION = 0.25  # compact the row files when this share of their rows is unused
 CATALOG_FILE = "catalog.sqlite"
 
 
@@ -81,6 +82,7 @@ class Collection(Retrieval):
             self.stale = f"the index in {index_dir} has other feature sizes than this model: re-index with reencode=True"
         self.next_row = int(meta.get("next_row", 0))
         self.store = VectorStore(index_dir, runtime.dim, self.n_patches)
+        self._recover_compaction(meta)
         self.vindex = VectorIndex(runtime.dim)
         if built_with and not self.stale:
             self._load_vectors()
@@ -117,6 +119,41 @@ class Collection(Retrieval):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    # -- compaction of the row files ------------------------------------------------------------
+    def _recover_compaction(self, meta: dict) -> None:
+        """Finish or discard a compaction that a killed process left (only with the folder lock: a running
+        index in another process owns its compaction)."""
+        lock = FolderLock(self.index_dir)
+        if not self.index_dir.is_dir() or not lock.acquire():
+            return
+        try:
+            if meta.get("compacting") == "1":
+                self.store.finish_compaction()
+                self.catalog.set_meta({"compacting": 0})
+            else:
+                self.store.discard_compaction()
+        finally:
+            lock.release()
+
+    def compact(self, min_dead_fraction: float = COMPACT_DEAD_FRACTION) -> int:
+        """Drop vector rows no file refers to any more (changed and deleted photos leave them) when they are
+        at least ``min_dead_fraction`` of the rows; return how many were dropped. Call with the index run's
+        locks held (``index()`` does at the end of a run)."""
+        live_rows = np.unique(np.array([r for _, r in self.catalog.live()], dtype=np.int64))
+        dead = self.next_row - len(live_rows)
+        if dead <= 0 or dead < min_dead_fraction * self.next_row:
+            return 0
+        self.store.write_compacted(live_rows)  # searches go on meanwhile: they read the old files
+        mapping = {int(old): new for new, old in enumerate(live_rows)}
+        with self.lock:  # searches map ids -> rows -> vectors under this lock: none sees a half-renumbered state
+            self.catalog.renumber_rows(mapping, {"next_row": len(live_rows), "compacting": 1})
+            self.store.finish_compaction()
+            self.catalog.set_meta({"compacting": 0})
+            self.next_row = len(live_rows)
+            self._cache.clear()
+        log.info("compacted the row files: %d unused rows dropped, %d kept", dead, len(live_rows))
+        return dead
 
     # -- vectors ---------------------------------------------------------------------------------
     def _load_vectors(self) -> None:

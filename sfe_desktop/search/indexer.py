@@ -197,9 +197,11 @@ class Indexer:
             cancelled = self._encode(pool, jobs)
         col.sync_vectors()
         col.save_vectors()
+        compacted = col.compact()
         counts = self.catalog.counts()
         summary = IndexSummary(indexed=self.indexed, reused=reused, removed=removed,
                                skipped=counts.get(SKIPPED, 0), total=total, cancelled=cancelled,
+                               compacted=compacted,
                                seconds=time.perf_counter() - start)
         log.info("index run: %s", summary)
         return summary

@@ -42,7 +42,8 @@ class IndexProgress:
 @dataclass
 class IndexSummary:
     """Outcome of an index run. ``skipped`` counts every file of the collection that cannot be
-    indexed (see ``Collection.skipped()``); ``total`` every image file found."""
+    indexed (see ``Collection.skipped()``); ``total`` every image file found; ``compacted`` the vector rows
+    of changed or deleted photos dropped from the row files."""
 
     indexed: int
     reused: int
@@ -51,3 +52,4 @@ class IndexSummary:
     total: int
     cancelled: bool
     seconds: float
+    compacted: int = 0  # unused vector rows dropped from the row files at the end of the run

@@ -197,3 +197,48 @@ def test_a_second_process_cannot_index_the_same_folder_at_once(photos, runtime):
             holder.kill()
             holder.wait()
         assert col.index().indexed == 8  # the OS dropped the dead holder's lock
+
+
+def search_snapshot(root, rt, index_dir=None):
+    with Collection.open(root, rt, index_dir) as col:
+        hits = col.search_text("a red dog", top=100)  # Step 2 reads the patch rows
+        return [(h.path, round(h.score, 5)) for h in hits], col.next_row, col.store.rows()
+
+
+def churn(photos):
+    """Change three photos and delete one: four of the eleven vector rows become unused."""
+    for i, name in enumerate(["p0.jpg", "p1.jpg", "p3.jpg"]):
+        make_image(photos / name, 70 + i, size=(60, 50))
+    os.remove(photos / "p4.jpg")
+
+
+def test_unused_vector_rows_are_compacted_away(photos, runtime, tmp_path):
+    index(photos, runtime)
+    churn(photos)
+    summary, info = index(photos, runtime)
+    assert summary.compacted == 4 and info["indexed"] == 7
+    after, next_row, stored = search_snapshot(photos, runtime)
+    assert next_row == stored == 7  # the files shrank to the rows in use
+    with Collection.open(photos, runtime, tmp_path / "fresh") as col:  # the same folder indexed from scratch
+        col.index()
+    fresh, _, _ = search_snapshot(photos, runtime, tmp_path / "fresh")
+    assert after == fresh and len(after) == 7
+    assert not list((photos / ".sfe-index").glob("*.compact"))
+
+
+@pytest.mark.parametrize("killed", ["before the catalog changed", "after the catalog changed"])
+def test_a_compaction_killed_half_way_is_discarded_or_finished(photos, runtime, killed):
+    index(photos, runtime)
+    churn(photos)
+    with Collection.open(photos, runtime, batch_size=3) as col:
+        col.compact = lambda *a, **k: 0  # index without compacting ...
+        col.index()
+        expected = [(h.path, round(h.score, 5)) for h in col.search_text("a red dog", top=100)]
+        live = np.unique([r for _, r in col.catalog.live()])
+        col.store.write_compacted(live)  # ... then do its first steps by hand and "die"
+        if killed == "after the catalog changed":
+            col.catalog.renumber_rows({int(o): n for n, o in enumerate(live)}, {"next_row": len(live), "compacting": 1})
+    after, next_row, stored = search_snapshot(photos, runtime)  # open repairs
+    assert after == expected
+    assert not list((photos / ".sfe-index").glob("*.compact"))
+    assert (next_row, stored) == ((7, 7) if killed == "after the catalog changed" else (11, 11))
