@@ -224,12 +224,11 @@ class QtMainWindow(QMainWindow):
     def _on_index_finished(self, summary: Any) -> None:
         self.progress.hide()
         if summary is None or getattr(summary, "cancelled", False):
-            done = getattr(summary, "indexed", 0) + getattr(summary, "reused", 0) if summary else 0
+            done = getattr(summary, "searchable", 0) if summary else 0
             self.results_label.setText(f"Indexing cancelled; {done:,} photos are searchable.")
             self._status("Indexing cancelled — what was indexed is kept.", 6000)
             return
-        searchable = summary.indexed + summary.reused
-        self.results_label.setText(f"{searchable:,} photos indexed in {Path(self.session.folder or '').name}. "
+        self.results_label.setText(f"{summary.searchable:,} photos indexed in {Path(self.session.folder or '').name}. "
                                    "Type a description and press Enter.")
         self._status(f"Indexed {summary.indexed:,} new, reused {summary.reused:,}, removed {summary.removed:,} "
                      f"in {summary.seconds:.1f} s", 8000)

@@ -201,7 +201,7 @@ class Indexer:
         counts = self.catalog.counts()
         summary = IndexSummary(indexed=self.indexed, reused=reused, removed=removed,
                                skipped=counts.get(SKIPPED, 0), total=total, cancelled=cancelled,
-                               compacted=compacted,
+                               compacted=compacted, searchable=counts.get(OK, 0),
                                seconds=time.perf_counter() - start)
         log.info("index run: %s", summary)
         return summary

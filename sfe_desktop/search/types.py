@@ -53,3 +53,4 @@ class IndexSummary:
     cancelled: bool
     seconds: float
     compacted: int = 0  # unused vector rows dropped from the row files at the end of the run
+    searchable: int = 0  # photos of the collection that searches can return after the run (this run's and earlier)

@@ -133,3 +133,11 @@ def test_find_captions_and_similar(qtbot, make_window, photos):
     assert QApplication.clipboard().text() == similar[0].path
     next(a for a in menu.actions() if a.text().replace("&", "") == "Reveal in file manager").trigger()
     assert window.opened_urls[-1] == str(photos)
+
+
+def test_reopening_an_indexed_folder_counts_every_searchable_photo(qtbot, make_window, photos):
+    open_and_index(qtbot, make_window(), photos)
+    window = make_window()
+    summary = open_and_index(qtbot, window, photos)  # nothing new to index
+    assert summary.indexed == 0 and summary.searchable == 12
+    assert "12 photos indexed" in window.results_label.text()
