@@ -21,8 +21,8 @@ def register(sub) -> None:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--image-backbone", default="lite2", choices=["lite0", "lite2", "tiny"])
     t.add_argument("--image-size", type=int, default=None)
-    t.add_argument("--image-trainable-blocks", type=int, default=0,
-                   help="top EfficientNet blocks fine-tuned (0: frozen tower, as the bundled model)")
+    t.add_argument("--image-trainable-blocks", type=int, default=1,
+                   help="top EfficientNet blocks fine-tuned, with the head (1, as the bundled model; 0: frozen tower)")
     t.add_argument("--text-trainable-layers", type=int, default=1,
                    help="top MiniLM layers fine-tuned (1, as the bundled model; 0: frozen tower)")
     t.add_argument("--dim", type=int, default=256)
