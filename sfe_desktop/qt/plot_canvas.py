@@ -44,6 +44,7 @@ _DISPATCH: "_Dispatcher | None" = None
 _PROCESS: ProcessPoolExecutor | None = None
 _PROCESS_FAILURES = 0
 MAX_PROCESS_FAILURES = 2  # then draw on the render thread for the rest of the session
+RENDER_TIMEOUT_S = 120.0  # a figure takes well under a second; a child this late is stuck
 
 
 def render_pool() -> QThreadPool:
@@ -75,6 +76,8 @@ def _process_failed(exc: BaseException) -> None:
     log.warning("the render process failed (%s); %s", exc,
                 "drawing on a thread from now on" if _PROCESS_FAILURES >= MAX_PROCESS_FAILURES else "restarting it")
     if _PROCESS is not None:
+        for process in list(getattr(_PROCESS, "_processes", {}).values()):  # a hung child would linger
+            process.kill()
         _PROCESS.shutdown(wait=False, cancel_futures=True)
     _PROCESS = None
 
@@ -87,21 +90,29 @@ def shutdown_render_process() -> None:
         _PROCESS = None
 
 
+class RenderFailed(RuntimeError):
+    """The render process stopped (crashed, or hung past RENDER_TIMEOUT_S) while drawing a figure."""
+
+
 def render(renderer: Renderer, width_px: int, height_px: int, dpi: float) -> Rendered:
-    """``plots.detached(renderer, ...)`` in the render process if there is one, else here. A plotting error
-    raised by the renderer propagates; a render process that died is restarted for the next call."""
+    """``plots.detached(renderer, ...)`` in the render process if there is one, else here.
+
+    A plotting error raised by the renderer propagates. If the child dies or hangs on this figure,
+    :class:`RenderFailed` is raised (the figure is *not* retried in this process, where the same crash would take
+    the app down) and the next call starts a new child."""
     pool = render_process()
-    if pool is not None:
-        try:
-            future: Future = pool.submit(plots.detached, renderer, width_px, height_px, dpi)
-        except RuntimeError as exc:  # shut down, or broken before this call
-            _process_failed(exc)
-        else:
-            try:
-                return future.result()
-            except BrokenProcessPool as exc:  # the child died during this render
-                _process_failed(exc)
-    return plots.detached(renderer, width_px, height_px, dpi)
+    if pool is None:
+        return plots.detached(renderer, width_px, height_px, dpi)
+    try:
+        future: Future = pool.submit(plots.detached, renderer, width_px, height_px, dpi)
+    except RuntimeError as exc:  # shut down, or broken before this call: try a new child (or the thread)
+        _process_failed(exc)
+        return render(renderer, width_px, height_px, dpi)
+    try:
+        return future.result(timeout=RENDER_TIMEOUT_S)
+    except (BrokenProcessPool, TimeoutError) as exc:
+        _process_failed(exc)
+        raise RenderFailed(f"the render process stopped while drawing this figure ({type(exc).__name__})") from exc
 
 
 def to_qimage(rgba: np.ndarray, dpr: float = 1.0) -> QImage:
@@ -170,6 +181,7 @@ class QtPlotView(QWidget):
         self.theme = LIGHT
         self.overlay_opacity = 0.5
         self.result: Rendered | None = None      # the last finished render
+        self.failed = False                      # the last render of the current renderer failed
         self._layers: tuple[QImage, QImage | None] | None = None
         self._renderer: Renderer | None = None
         self._stale = False
@@ -193,6 +205,7 @@ class QtPlotView(QWidget):
         ``keep_image``: show the current image until the new one is ready (same data, another word or
         theme); otherwise *Drawing…* replaces it (another explanation must not show the old one)."""
         self._renderer = renderer
+        self.failed = False
         if not keep_image:
             self._layers = None
             self.update()
@@ -218,8 +231,10 @@ class QtPlotView(QWidget):
 
     def _on_rendered(self, generation: int, rendered: Rendered | None, layers) -> None:
         self._busy = False
-        if generation == self._generation and rendered is not None:
-            self.result, self._layers = rendered, layers
+        if generation == self._generation:
+            self.failed = rendered is None
+            if rendered is not None:
+                self.result, self._layers = rendered, layers
             self.update()
         if self.size() != self._rendered_size and self._renderer is not None:
             self._stale = True
@@ -270,7 +285,8 @@ class QtPlotView(QWidget):
         painter.fillRect(self.rect(), QColor(self.theme["bg"]))
         if not self._layers:
             painter.setPen(Qt.gray)
-            painter.drawText(self.rect(), Qt.AlignCenter, "Drawing…" if self._renderer else "")
+            text = "Could not draw this view (the log has details)." if self.failed else "Drawing…"
+            painter.drawText(self.rect(), Qt.AlignCenter, text if self._renderer else "")
             painter.end()
             return
         base, overlay = self._layers

@@ -102,3 +102,29 @@ def test_graph_legend_promises_a_click_only_for_photos_with_a_file():
     legend = [t.get_text() for t in r.figure.axes[0].get_legend().get_texts()]
     assert "photo (click to open)" in legend and "training photo (no file here)" in legend
     assert sum(len(c.get_offsets()) for c in r.figure.axes[0].collections) == len(ex["neighbours"]["nodes"])
+
+
+def _crash(width_px, height_px, dpi):
+    os._exit(3)  # what a crash in matplotlib's C++ would do to the process drawing the figure
+
+
+def test_a_render_process_that_dies_fails_that_figure_only(monkeypatch, qtbot):
+    from sfe_desktop.qt import plot_canvas
+
+    monkeypatch.setattr(plot_canvas, "_PROCESS_FAILURES", 0)
+    before = plot_canvas.render(_pid_renderer, 200, 150, 100.0).info["pid"]
+    with pytest.raises(plot_canvas.RenderFailed):  # not retried here, where it would kill the app
+        plot_canvas.render(_crash, 200, 150, 100.0)
+    after = plot_canvas.render(_pid_renderer, 200, 150, 100.0).info["pid"]
+    assert after not in (before, os.getpid())  # a new child took over
+
+    view = plot_canvas.QtPlotView()
+    qtbot.addWidget(view)
+    view.resize(300, 200)
+    view.show()
+    view.set_renderer(_crash)
+    qtbot.waitUntil(view.idle, timeout=30000)
+    assert view.failed and view.result is None  # the view says so instead of "Drawing…" forever
+    view.set_renderer(_pid_renderer)
+    qtbot.waitUntil(lambda: view.idle() and view.result is not None, timeout=30000)
+    assert not view.failed
