@@ -122,6 +122,9 @@ class VectorStore:
         for f in (self.globals, self.patches):
             f.write_subset(rows, self._compact_path(f))
 
+    def has_compaction_files(self) -> bool:
+        return any(self._compact_path(f).exists() for f in (self.globals, self.patches))
+
     def finish_compaction(self) -> None:
         for f in (self.globals, self.patches):
             if self._compact_path(f).exists():

@@ -218,12 +218,9 @@ def draw_graph(fig: Figure, explanation: dict, theme: dict = LIGHT) -> dict[str,
         if not members:
             continue
         xs, ys = zip(*(pos[n["id"]] for n in members))
-        if openable is False:  # hollow: nothing to open behind it
-            ax.scatter(xs, ys, s=size, facecolors="none", marker=marker, edgecolors=colour, linewidths=1.6,
-                       zorder=2, label=label)
-        else:
-            ax.scatter(xs, ys, s=size, c=colour, marker=marker, edgecolors=theme["fg"], linewidths=0.6,
-                       zorder=2, label=label)
+        style = ({"facecolors": "none", "edgecolors": colour, "linewidths": 1.6} if openable is False  # hollow:
+                 else {"c": colour, "edgecolors": theme["fg"], "linewidths": 0.6})  # nothing to open behind it
+        ax.scatter(xs, ys, s=size, marker=marker, zorder=2, label=label, **style)
         for n in members:
             x, y = pos[n["id"]]
             ax.annotate(node_label(n, 20), (x, y), xytext=(0, -11 if y <= 0 else 10), textcoords="offset points",

@@ -124,11 +124,17 @@ class Collection(Retrieval):
     def _recover_compaction(self, meta: dict) -> None:
         """Finish or discard a compaction that a killed process left (only with the folder lock: a running
         index in another process owns its compaction)."""
+        pending = meta.get("compacting") == "1"
+        if not pending and not self.store.has_compaction_files():
+            return  # the usual case: nothing to lock or touch
         lock = FolderLock(self.index_dir)
-        if not self.index_dir.is_dir() or not lock.acquire():
+        try:
+            if not lock.acquire():
+                return
+        except OSError:  # a read-only index folder: leave it to a process that can write
             return
         try:
-            if meta.get("compacting") == "1":
+            if pending:
                 self.store.finish_compaction()
                 self.catalog.set_meta({"compacting": 0})
             else:
@@ -227,7 +233,11 @@ class Collection(Retrieval):
             raise IndexStateError("an index run is already in progress for this collection")
         try:
             folder_lock = FolderLock(self.index_dir)
-            if not folder_lock.acquire():
+            try:
+                locked = folder_lock.acquire()
+            except OSError as exc:
+                raise IndexStateError(f"cannot write to {self.index_dir} ({exc.strerror or exc})") from exc
+            if not locked:
                 raise IndexStateError(f"another process (pid {folder_lock.holder()}) is indexing into "
                                       f"{self.index_dir}; wait for it to finish")
             try:
