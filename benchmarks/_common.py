@@ -29,7 +29,7 @@ def rss_mb() -> float:
 def load_runtime(device: str = "auto"):
     """The bundled model when it loads; else the real lite2 architecture with random weights; else tiny."""
     from sfe_desktop.errors import SFEError
-    from sfe_desktop.config import pick_device
+    from sfe_desktop.settings import pick_device
     from sfe_desktop.model.runtime import SFERuntime, tiny_runtime
 
     try:

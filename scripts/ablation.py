@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from sfe_desktop.config import pick_device
+from sfe_desktop.settings import pick_device
 from sfe_desktop.data.datasets import load_dataset
 from sfe_desktop.model.config import ModelConfig
 from sfe_desktop.train.loop import TrainConfig, Trainer

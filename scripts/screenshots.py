@@ -63,7 +63,7 @@ def main() -> int:
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
-    from sfe_desktop.config import default_checkpoint
+    from sfe_desktop.settings import default_checkpoint
     from sfe_desktop.model.runtime import SFERuntime, tiny_runtime
     from sfe_desktop.qt.app import resources_dir
     from sfe_desktop.qt.main_window import QtMainWindow

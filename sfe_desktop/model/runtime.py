@@ -4,7 +4,6 @@ See docs/architecture.md for the contract (ImageFeatures, TextFeatures, explanat
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -14,23 +13,12 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import CheckpointError
+from ..settings import default_checkpoint, pick_device
 from .checkpoint import checkpoint_id, load_checkpoint
 from .config import ModelConfig
 from .sfe import SFEModel
 
 log = logging.getLogger(__name__)
-
-
-def default_checkpoint() -> Path:
-    from ..config import DEFAULT_CHECKPOINT
-
-    return Path(os.environ.get("SFE_CHECKPOINT") or DEFAULT_CHECKPOINT)
-
-
-def _pick_device(pref: str) -> torch.device:
-    from ..config import pick_device
-
-    return pick_device(pref)
 
 
 @dataclass
@@ -123,7 +111,7 @@ class SFERuntime:
     @classmethod
     def load(cls, checkpoint: str | Path | None = None, device: str = "auto") -> "SFERuntime":
         path = Path(checkpoint) if checkpoint else default_checkpoint()
-        dev = _pick_device(device)
+        dev = pick_device(device)
         model, meta = load_checkpoint(path, "cpu")
         try:
             ckpt = checkpoint_id(path)

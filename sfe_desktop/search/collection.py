@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..catalog import Catalog
-from ..config import default_index_dir
+from ..settings import default_index_dir
 from ..index.lock import FolderLock
 from ..errors import IndexStateError, SFEError
 from ..index import ThumbnailCache, VectorIndex, VectorStore
@@ -98,7 +98,7 @@ class Collection(Retrieval):
     def open(cls, photo_dir, runtime, index_dir=None, *, batch_size: int | None = None,
              workers: int | None = None) -> "Collection":
         """Open (creating when needed) the index of ``photo_dir``; ``index_dir`` defaults to
-        :func:`sfe_desktop.config.default_index_dir`."""
+        :func:`sfe_desktop.settings.default_index_dir`."""
         photo_dir = Path(os.path.abspath(os.path.expanduser(os.fspath(photo_dir))))
         if not photo_dir.is_dir():
             raise SFEError(f"{photo_dir} is not a folder")

@@ -50,7 +50,7 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 
 
 def _cache(args) -> Path | None:
-    from ..config import data_dir
+    from ..settings import data_dir
 
     if args.no_cache:
         return None
@@ -80,7 +80,7 @@ class _Bars:
 def cmd_train(args) -> int:
     import torch
 
-    from ..config import pick_device
+    from ..settings import pick_device
     from ..data.datasets import load_dataset
     from ..model.backbones import IMAGE_BACKBONES
     from ..model.config import ModelConfig

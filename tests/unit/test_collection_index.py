@@ -174,11 +174,11 @@ def test_index_dir_elsewhere_and_read_only_fallback(photos, runtime, tmp_path, m
     with Collection.open(photos, runtime, index_dir=tmp_path / "idx") as col:
         col.index()
         assert col.info()["indexed"] == 8 and (tmp_path / "idx" / "catalog.sqlite").exists()
-    import sfe_desktop.config as config
+    import sfe_desktop.settings as settings
 
-    monkeypatch.setattr(config, "_writable", lambda d: False)
-    where = config.default_index_dir(photos)
-    assert str(where).startswith(str(data_dir)) and where != config.default_index_dir(tmp_path)
+    monkeypatch.setattr(settings, "_writable", lambda d: False)
+    where = settings.default_index_dir(photos)
+    assert str(where).startswith(str(data_dir)) and where != settings.default_index_dir(tmp_path)
 
 
 def test_a_second_process_cannot_index_the_same_folder_at_once(photos, runtime):

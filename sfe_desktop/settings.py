@@ -1,4 +1,8 @@
-"""Device choice and data directories, with environment overrides.
+"""The app's settings: device choice, data directories, default checkpoint, index location.
+
+Each has a default that an environment variable overrides. (Not to be confused with the model's
+architecture, :class:`sfe_desktop.model.config.ModelConfig`, which a checkpoint's ``config.json`` holds, nor
+with the GUI's saved preferences, ``qt/widgets/settings_dialog.AppSettings``.)
 
 ``SFE_DEVICE`` overrides the requested device (``auto``, ``cpu``, ``cuda``, ``cuda:1``);
 ``SFE_DATA_DIR`` overrides the per-user data directory; ``SFE_CHECKPOINT`` names the default

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sfe_desktop.config import data_dir, pick_device
+from sfe_desktop.settings import data_dir, pick_device
 from sfe_desktop.errors import SFEError
 
 
