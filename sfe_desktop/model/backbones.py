@@ -38,7 +38,7 @@ class ImageBackbone(nn.Module):
     ``classify(grid)`` applies the ImageNet classifier to every patch (for visual concept names).
     """
 
-    def __init__(self, name: str, image_size: int, trainable_blocks: int = 1, pretrained: bool = True):
+    def __init__(self, name: str, image_size: int, trainable_blocks: int, pretrained: bool = True):
         super().__init__()
         self.name = name
         self.image_size = image_size
@@ -143,7 +143,7 @@ class TextBackbone(nn.Module):
     ``lower(ids, mask)`` -> hidden states after the frozen layers (cacheable);
     ``upper(hidden, mask)`` -> token features (B, L, C) from the trainable top layers."""
 
-    def __init__(self, name: str, trainable_layers: int = 2, max_length: int = 40, pretrained: bool = True):
+    def __init__(self, name: str, trainable_layers: int, max_length: int, pretrained: bool = True):
         super().__init__()
         self.name = name
         self.max_length = max_length

@@ -28,7 +28,7 @@ class ModelConfig:
     image_size: int = 260
     image_trainable_blocks: int = 1
     text_backbone: str = "minilm"
-    text_trainable_layers: int = 2
+    text_trainable_layers: int = 1
     max_length: int = 40
     dim: int = 256
     n_concepts: int = 500

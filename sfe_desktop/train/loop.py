@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainConfig:
-    epochs: int = 8
+    epochs: int = 3
     batch_size: int = 128
     lr: float = 5e-4
     backbone_lr: float = 3e-5

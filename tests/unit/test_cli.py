@@ -62,3 +62,17 @@ def test_no_arguments_opens_the_gui(monkeypatch):
     monkeypatch.setitem(sys.modules, "sfe_desktop.qt.app", fake)
     assert cli.main([]) == 0 and cli.main(["gui", "/photos"]) == 0
     assert seen == [[], ["/photos"]]
+
+
+def test_train_options_left_out_take_the_dataclass_defaults():
+    from sfe_desktop.cli.train import model_config
+    from sfe_desktop.model.config import ModelConfig
+
+    def parse(*extra):
+        return cli.build_parser().parse_args(["train", "--dataset", "d.json", "--out", "o", *extra])
+
+    assert model_config(parse()) == ModelConfig()
+    assert model_config(parse("--image-backbone", "tiny")) == ModelConfig.tiny()
+    lite0 = model_config(parse("--image-backbone", "lite0", "--text-trainable-layers", "0", "--no-step2"))
+    assert lite0 == ModelConfig(image_backbone="lite0", image_size=224, text_trainable_layers=0, use_step2=False)
+    assert model_config(parse("--baseline")).is_baseline

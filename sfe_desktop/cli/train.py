@@ -1,10 +1,29 @@
-"""``sfe-desktop train`` and ``sfe-desktop evaluate``: argparse -> core calls, with progress bars."""
+"""``sfe-desktop train`` and ``sfe-desktop evaluate``: argparse -> core calls, with progress bars.
+
+Every option left out takes its value from the dataclass that owns it (:class:`ModelConfig`,
+:class:`TrainConfig`); the help shows those defaults, no number is repeated here.
+"""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
+
+from ..model.config import ModelConfig
+from ..train.loop import TrainConfig
+
+CUES = ("patch", "instance", "neighbour", "step2")
+
+
+def _default(cls, name: str):
+    return next(f.default for f in dataclasses.fields(cls) if f.name == name)
+
+
+def _option(p: argparse.ArgumentParser, flag: str, cls, field: str, help_text: str, **kwargs) -> None:
+    """An option whose value, when not given, is ``cls``'s default for ``field`` (``None`` here)."""
+    p.add_argument(flag, dest=field, default=None, help=f"{help_text} (default: {_default(cls, field)})", **kwargs)
 
 
 def register(sub) -> None:
@@ -13,21 +32,24 @@ def register(sub) -> None:
     t.add_argument("--train-split", default="train")
     t.add_argument("--val-split", default="val")
     t.add_argument("--out", required=True, help="checkpoint folder to write (best epoch on val)")
-    t.add_argument("--epochs", type=int, default=3)
-    t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--lr", type=float, default=5e-4)
-    t.add_argument("--backbone-lr", type=float, default=3e-5)
-    t.add_argument("--loss", choices=["infonce", "vsepp"], default="infonce")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--image-backbone", default="lite2", choices=["lite0", "lite2", "tiny"])
-    t.add_argument("--image-size", type=int, default=None)
-    t.add_argument("--image-trainable-blocks", type=int, default=1,
-                   help="top EfficientNet blocks fine-tuned, with the head (1, as the bundled model; 0: frozen tower)")
-    t.add_argument("--text-trainable-layers", type=int, default=1,
-                   help="top MiniLM layers fine-tuned (1, as the bundled model; 0: frozen tower)")
-    t.add_argument("--dim", type=int, default=256)
-    t.add_argument("--concepts", type=int, default=500)
-    for cue in ("patch", "instance", "neighbour", "step2"):
+    _option(t, "--epochs", TrainConfig, "epochs", "training epochs", type=int)
+    _option(t, "--batch-size", TrainConfig, "batch_size", "pairs per batch", type=int)
+    _option(t, "--lr", TrainConfig, "lr", "learning rate of the heads, cues and re-ranker", type=float)
+    _option(t, "--backbone-lr", TrainConfig, "backbone_lr", "learning rate of the fine-tuned backbone layers",
+            type=float)
+    _option(t, "--loss", TrainConfig, "loss", "Step-1 loss", choices=["infonce", "vsepp"])
+    _option(t, "--seed", TrainConfig, "seed", "random seed", type=int)
+    _option(t, "--image-backbone", ModelConfig, "image_backbone", "image tower", choices=["lite0", "lite2", "tiny"])
+    t.add_argument("--image-size", type=int, default=None, help="input size (default: the image tower's own)")
+    _option(t, "--image-trainable-blocks", ModelConfig, "image_trainable_blocks",
+            "top EfficientNet blocks fine-tuned, with the head (0: frozen tower)", type=int)
+    _option(t, "--text-trainable-layers", ModelConfig, "text_trainable_layers",
+            "top MiniLM layers fine-tuned (0: frozen tower)", type=int)
+    _option(t, "--dim", ModelConfig, "dim", "joint embedding size", type=int)
+    _option(t, "--concepts", ModelConfig, "n_concepts", "concept vocabulary size", type=int)
+    _option(t, "--rerank-k", ModelConfig, "rerank_k",
+            "Step-1 candidates re-ranked by Step 2 in validation, evaluate and search", type=int)
+    for cue in CUES:
         t.add_argument(f"--no-{cue}", action="store_true", help=f"switch off the {cue} component (ablation)")
     t.add_argument("--baseline", action="store_true", help="plain two-tower baseline (every cue and Step 2 off)")
     t.set_defaults(func=cmd_train)
@@ -36,7 +58,8 @@ def register(sub) -> None:
     _data_args(e)
     e.add_argument("--split", default="test")
     e.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the bundled one)")
-    e.add_argument("--rerank-k", type=int, default=None, help="Step-1 candidates re-ranked by Step 2")
+    e.add_argument("--rerank-k", type=int, default=None,
+                   help="Step-1 candidates re-ranked by Step 2 (default: the checkpoint's, as search uses)")
     e.add_argument("--json", default=None, help="write {step1: {...}, rerank: {...}} here")
     e.set_defaults(func=cmd_evaluate)
 
@@ -55,6 +78,27 @@ def _cache(args) -> Path | None:
     if args.no_cache:
         return None
     return Path(args.cache_dir) if args.cache_dir else data_dir() / "cache" / "features"
+
+
+def _given(args, names) -> dict:
+    return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+
+
+def model_config(args) -> ModelConfig:
+    """The model to train: the dataclass defaults (the tiny test configuration for ``--image-backbone tiny``)
+    with the options that were given."""
+    from ..model.backbones import IMAGE_BACKBONES
+
+    tiny = args.image_backbone == "tiny"
+    base = ModelConfig.tiny() if tiny else ModelConfig()
+    changes = _given(args, ("image_backbone", "image_trainable_blocks", "text_trainable_layers", "dim",
+                            "n_concepts", "rerank_k"))
+    if args.image_size is not None:
+        changes["image_size"] = args.image_size
+    elif not tiny and args.image_backbone is not None:
+        changes["image_size"] = IMAGE_BACKBONES[args.image_backbone][3]
+    changes.update({f"use_{cue}": False for cue in CUES if args.baseline or getattr(args, f"no_{cue}")})
+    return base.replace(**changes)
 
 
 class _Bars:
@@ -80,26 +124,16 @@ class _Bars:
 def cmd_train(args) -> int:
     import torch
 
-    from ..settings import pick_device
     from ..data.datasets import load_dataset
-    from ..model.backbones import IMAGE_BACKBONES
-    from ..model.config import ModelConfig
-    from .loop import TrainConfig, Trainer
+    from ..settings import pick_device
+    from ..train.loop import Trainer
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     device = pick_device(args.device)
     train = load_dataset(args.dataset, args.images, args.train_split)
     val = load_dataset(args.dataset, args.images, args.val_split)
-    size = args.image_size or (IMAGE_BACKBONES[args.image_backbone][3] if args.image_backbone != "tiny" else 64)
-    base = ModelConfig.tiny() if args.image_backbone == "tiny" else ModelConfig()
-    off = args.baseline
-    cfg = base.replace(image_backbone=args.image_backbone, image_size=size,
-                       image_trainable_blocks=args.image_trainable_blocks,
-                       text_trainable_layers=args.text_trainable_layers, dim=args.dim, n_concepts=args.concepts,
-                       use_patch=not (off or args.no_patch), use_instance=not (off or args.no_instance),
-                       use_neighbour=not (off or args.no_neighbour), use_step2=not (off or args.no_step2))
-    tcfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, backbone_lr=args.backbone_lr,
-                       loss=args.loss, seed=args.seed)
+    cfg = model_config(args)
+    tcfg = TrainConfig(**_given(args, ("epochs", "batch_size", "lr", "backbone_lr", "loss", "seed")))
     bars = _Bars()
     print(f"training on {len(train.images)} images / {len(train.captions)} captions, "
           f"validating on {len(val.images)} / {len(val.captions)}, device {device}", file=sys.stderr)
@@ -115,8 +149,8 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from ..data.datasets import load_dataset
     from ..model.runtime import SFERuntime
-    from .evaluate import evaluate_dataset, write_json
-    from .metrics import format_metrics
+    from ..train.evaluate import evaluate_dataset, write_json
+    from ..train.metrics import format_metrics
 
     ds = load_dataset(args.dataset, args.images, args.split)
     rt = SFERuntime.load(args.checkpoint, args.device)

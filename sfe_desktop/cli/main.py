@@ -1,4 +1,5 @@
-"""``sfe-desktop``: argparse -> core calls. No arguments (or ``gui``) opens the desktop app."""
+"""``sfe-desktop`` and its collection commands (index, search, export, info); no arguments (or ``gui``) opens
+the desktop app. Training and evaluation commands: :mod:`.train`."""
 from __future__ import annotations
 
 import argparse
@@ -7,8 +8,9 @@ import logging
 import sys
 import threading
 
-from .errors import SFEError
-from .memory import tune_allocator
+from ..errors import SFEError
+from ..memory import tune_allocator
+from . import train
 
 log = logging.getLogger(__name__)
 
@@ -19,8 +21,8 @@ def _show(text: str | None) -> str:
 
 
 def _collection(args):
-    from .model.runtime import SFERuntime
-    from .search import Collection
+    from ..model.runtime import SFERuntime
+    from ..search import Collection
 
     runtime = SFERuntime.load(args.checkpoint, args.device)
     return Collection.open(args.dir, runtime, args.index_dir, batch_size=getattr(args, "batch_size", None))
@@ -84,7 +86,7 @@ def cmd_search(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import write_csv
+    from ..export import write_csv
 
     with _collection(args) as col:
         results = col.search_text(args.query, top=args.top, rerank_k=args.rerank_k)
@@ -106,7 +108,7 @@ def cmd_info(args) -> int:
 
 def cmd_gui(args) -> int:
     try:
-        from .qt.app import main as gui_main
+        from ..qt.app import main as gui_main
     except ImportError as exc:
         raise SFEError(f"the desktop app cannot start: {exc}") from exc
     return gui_main(args.gui_args)
@@ -159,12 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("gui_args", nargs=argparse.REMAINDER, help="[DIR] [--checkpoint C] [--device D]")
     p.set_defaults(func=cmd_gui)
 
-    try:
-        from .train.commands import register
-    except ImportError:
-        log.debug("training commands not available")
-    else:
-        register(sub)
+    train.register(sub)
     return parser
 
 
