@@ -157,7 +157,7 @@ def cmd_evaluate(args) -> int:
     result = evaluate_dataset(rt.model, ds, _cache(args), args.rerank_k, progress=_Bars())
     print(f"{ds.name}: {result['images']} images, {result['captions']} captions, {result['seconds']} s")
     print(f"step1   {format_metrics(result['step1'])}")
-    print(f"rerank  {format_metrics(result['rerank'])}")
+    print(f"rerank  {format_metrics(result['rerank'])}  (Step 2 re-ranks the Step-1 top {result['rerank_k']})")
     if args.json:
         write_json({"step1": result["step1"], "rerank": result["rerank"]}, args.json)
     return 0

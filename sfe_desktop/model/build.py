@@ -6,14 +6,10 @@ from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .corpus import caption_concepts, cooccurrence, mine_concepts, prototypes
+from .features import cached_text_lower, encode_images_lower, encode_texts_lower
 from .sfe import SFEModel
-
-
-def _dev(model: SFEModel) -> torch.device:
-    return model.img_proj.weight.device
 
 
 @torch.no_grad()
@@ -28,32 +24,20 @@ def init_concepts(model: SFEModel, captions: Sequence[str]) -> tuple[list[str], 
     emb = torch.zeros(n, model.text.out_channels)
     if vocab:
         enc = model.text.tokenize(vocab)
-        mask = enc["attention_mask"].to(_dev(model))
-        h = model.text(enc["input_ids"].to(_dev(model)), mask)
+        mask = enc["attention_mask"].to(model.device)
+        h = model.text(enc["input_ids"].to(model.device), mask)
         m = mask.unsqueeze(-1).float()
         emb[: len(vocab)] = ((h * m).sum(1) / m.sum(1)).cpu()
-    model.concepts.concept_text = emb.to(_dev(model))
-    model.concepts.adjacency = cooccurrence(per_caption, n).to(_dev(model))
+    model.concepts.concept_text = emb.to(model.device)
+    model.concepts.adjacency = cooccurrence(per_caption, n).to(model.device)
     return vocab, per_caption
 
 
-@torch.no_grad()
 def base_vectors(model: SFEModel, image_lower, text_lower: dict, batch_size: int = 256):
     """Base (pre cross-modal cue) Step-1 vectors of every image and caption of the corpus."""
-    dev = _dev(model)
-    concepts = model.concept_embeddings()
-    imgs, txts = [], []
-    for a in range(0, len(image_lower), batch_size):
-        x = torch.as_tensor(np.array(image_lower[a:a + batch_size]), device=dev).float()
-        imgs.append(F.normalize(model.img_pool(model.image_local(x, concepts).feats), dim=-1).cpu())
-    ids, mask, hidden = text_lower["ids"], text_lower["mask"], text_lower["hidden"]
-    for a in range(0, len(ids), batch_size):
-        m = torch.as_tensor(mask[a:a + batch_size], device=dev)
-        width = int(m.sum(1).max())
-        h = torch.as_tensor(np.array(hidden[a:a + batch_size, :width]), device=dev).float()
-        local = model.text_local(h, m[:, :width], concepts)
-        txts.append(F.normalize(model.txt_pool(local.feats, local.mask), dim=-1).cpu())
-    return torch.cat(imgs), torch.cat(txts)
+    img, _ = encode_images_lower(model, image_lower, batch_size, enhanced=False)
+    txt, _, _ = encode_texts_lower(model, text_lower["mask"], cached_text_lower(text_lower), batch_size, enhanced=False)
+    return torch.from_numpy(img), torch.from_numpy(txt)
 
 
 @torch.no_grad()
@@ -71,7 +55,7 @@ def refresh_memory(model: SFEModel, image_lower, text_lower: dict, cap_img: Sequ
     model.train_protos = None
     if leave_half_out:
         half = np.arange(len(img)) % 2
-        dev = _dev(model)
+        dev = model.device
         model.train_protos = [tuple(t.to(dev) for t in prototypes(img, txt, cap_img, cap_concepts, n, half == h))
                               for h in (0, 1)]
     model.train(was_training)
@@ -85,7 +69,7 @@ def build_corpus_state(model: SFEModel, captions: Sequence[str], cap_img: Sequen
     vocab, per_caption = init_concepts(model, captions)
     if image_lower is None:
         with torch.no_grad():
-            image_lower = torch.cat([model.image.lower(b.to(_dev(model))).cpu() for b in image_batches]).numpy()
+            image_lower = torch.cat([model.image.lower(b.to(model.device)).cpu() for b in image_batches]).numpy()
     if text_lower is None:
         text_lower = text_lower_features(model.text, captions)
     refresh_memory(model, image_lower, text_lower, cap_img, per_caption)

@@ -1,9 +1,29 @@
 """Explanations of one text-image pair as plain data (schema in docs/architecture.md)."""
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+
+def merge_wordpieces(tokens: Sequence[str], rows: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Join WordPiece tokens (``##`` continuations) into words and average their attention rows;
+    special tokens are dropped. Returns (words, (W, N) rows, each still summing to 1)."""
+    words, groups = [], []
+    for i, t in enumerate(tokens):
+        if t in ("[CLS]", "[SEP]", "[PAD]"):
+            continue
+        if t.startswith("##") and words:
+            words[-1] += t[2:]
+            groups[-1].append(i)
+        else:
+            words.append(t)
+            groups.append([i])
+    if not words:
+        return [], np.zeros((0, rows.shape[1]), np.float32)
+    return words, np.stack([rows[g].mean(0) for g in groups]).astype(np.float32)
 
 
 def _top_concepts(names, weights: torch.Tensor, idx: torch.Tensor, limit: int = 8) -> list[dict]:
@@ -35,8 +55,6 @@ def explain_pair(rt, text, image) -> dict:
     n_words = int(mask.sum())
     if w2p is None:  # Step 2 off: plain cosine attention for the heatmap
         w2p = torch.softmax(10 * F.normalize(words, dim=-1) @ F.normalize(patches, dim=-1).transpose(1, 2), dim=-1)
-    from .runtime import merge_wordpieces
-
     word_list, attn = merge_wordpieces(text.tokens[0][:n_words], w2p[0, :n_words].cpu().numpy())
 
     # concepts: instance-level activations (or patch/word-to-concept attention when that cue is off)

@@ -4,7 +4,6 @@ See docs/architecture.md for the contract (ImageFeatures, TextFeatures, explanat
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -16,42 +15,12 @@ from ..errors import CheckpointError
 from ..settings import default_checkpoint, pick_device
 from .checkpoint import checkpoint_id, load_checkpoint
 from .config import ModelConfig
+from .explain import explain_pair
+from .features import ImageFeatures, TextFeatures, encode_images_lower, encode_texts_lower
+from .ranking import rerank_depth, step2_scores
 from .sfe import SFEModel
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ImageFeatures:
-    global_: np.ndarray   # (B, d) float32, L2-normalised Step-1 vectors
-    patches: np.ndarray   # (B, N, d) float16 enhanced patch features
-
-    def __len__(self) -> int:
-        return len(self.global_)
-
-    def __getitem__(self, idx) -> "ImageFeatures":
-        if isinstance(idx, int):
-            idx = [idx]
-        return ImageFeatures(self.global_[idx], self.patches[idx])
-
-
-@dataclass
-class TextFeatures:
-    global_: np.ndarray   # (B, d) float32
-    words: np.ndarray     # (B, L, d) float16
-    mask: np.ndarray      # (B, L) bool
-    tokens: list
-    texts: list
-
-    def __len__(self) -> int:
-        return len(self.global_)
-
-    def __getitem__(self, idx) -> "TextFeatures":
-        if isinstance(idx, int):
-            idx = [idx]
-        rows = np.arange(len(self))[idx]
-        return TextFeatures(self.global_[rows], self.words[rows], self.mask[rows],
-                            [self.tokens[i] for i in rows], [self.texts[i] for i in rows])
 
 
 def unique_captions(captions: Sequence[str]) -> tuple[list[str], list[int]]:
@@ -67,24 +36,6 @@ def unique_captions(captions: Sequence[str]) -> tuple[list[str], list[int]]:
     return texts, keep
 
 
-def merge_wordpieces(tokens: Sequence[str], rows: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """Join WordPiece tokens (``##`` continuations) into words and average their attention rows;
-    special tokens are dropped. Returns (words, (W, N) rows, each still summing to 1)."""
-    words, groups = [], []
-    for i, t in enumerate(tokens):
-        if t in ("[CLS]", "[SEP]", "[PAD]"):
-            continue
-        if t.startswith("##") and words:
-            words[-1] += t[2:]
-            groups[-1].append(i)
-        else:
-            words.append(t)
-            groups.append([i])
-    if not words:
-        return [], np.zeros((0, rows.shape[1]), np.float32)
-    return words, np.stack([rows[g].mean(0) for g in groups]).astype(np.float32)
-
-
 class SFERuntime:
     """A model ready for inference; every method takes and returns plain numpy data."""
 
@@ -97,6 +48,7 @@ class SFERuntime:
         self.cfg: ModelConfig = model.cfg
         self.dim = self.cfg.dim
         self.image_size = self.cfg.image_size
+        self.rerank_k = rerank_depth(self.cfg)  # Step-1 candidates a search re-scores with Step 2 by default
         with torch.no_grad():
             probe = model.image.lower(torch.zeros(1, 3, self.image_size, self.image_size, device=device))
             h, w = model.image.upper(probe).shape[-2:]
@@ -132,52 +84,31 @@ class SFERuntime:
 
     @torch.no_grad()
     def encode_images(self, batch: torch.Tensor) -> ImageFeatures:
-        m = self.model
-        local = m.image_local(m.image.lower(batch.to(self.device)), self._concepts)
-        g = m.image_global(local)
-        return ImageFeatures(g.vec.float().cpu().numpy(), local.feats.half().cpu().numpy())
+        """Step-1 features of a batch of preprocessed images (B, 3, S, S)."""
+        lower = self.model.image.lower(batch.to(self.device))
+        return ImageFeatures(*encode_images_lower(self.model, lower, concepts=self._concepts))
 
     @torch.no_grad()
     def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> TextFeatures:
+        """Step-1 features of texts (an empty text is read as ".")."""
         texts = [t if t.strip() else "." for t in texts]
         enc = self.model.text.tokenize(list(texts))
         ids, mask = enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
-        gs, ws = [], []
-        for a in range(0, len(texts), batch_size):
-            local = self.model.text_local(self.model.text.lower(ids[a:a + batch_size], mask[a:a + batch_size]),
-                                          mask[a:a + batch_size], self._concepts)
-            gs.append(self.model.text_global(local).vec.float().cpu())
-            ws.append(local.feats.half().cpu())
-        return TextFeatures(torch.cat(gs).numpy(), torch.cat(ws).numpy(), mask.bool().cpu().numpy(),
-                            enc["tokens"], list(texts))
+        g, words, mask = encode_texts_lower(self.model, enc["attention_mask"],
+                                            lambda a, b, w: self.model.text.lower(ids[a:b, :w], mask[a:b, :w]),
+                                            batch_size, concepts=self._concepts)
+        return TextFeatures(g, words, mask, enc["tokens"], list(texts))
 
     # ------------------------------------------------------------------ Step 2
-    def _t(self, a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(a)).to(self.device).float()
-
-    @torch.no_grad()
-    def _pair_scores(self, text: TextFeatures, image: ImageFeatures, chunk: int = 512) -> np.ndarray:
-        """Step-2 scores of aligned rows; a side with one row is broadcast against the other."""
-        n = max(len(text), len(image))
-        out = []
-        for a in range(0, n, chunk):
-            rows = slice(a, min(n, a + chunk))
-            k = rows.stop - rows.start
-            t = text if len(text) == 1 else text[rows]
-            i = image if len(image) == 1 else image[rows]
-            out.append(self.model.pair_scores(
-                self._t(t.words).expand(k, -1, -1), torch.from_numpy(t.mask).to(self.device).expand(k, -1),
-                self._t(i.patches).expand(k, -1, -1), self._t(t.global_).expand(k, -1),
-                self._t(i.global_).expand(k, -1)).cpu())
-        return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
-
     def rerank_text(self, text: TextFeatures, images: ImageFeatures) -> np.ndarray:
         """Step-2 scores of one text against K images: (K,)."""
-        return self._pair_scores(text[0], images) if len(images) else np.zeros(0, np.float32)
+        rows = np.arange(len(images))
+        return step2_scores(self.model, text[0], images, np.zeros_like(rows), rows, chunk=512)
 
     def rerank_image(self, image: ImageFeatures, texts: TextFeatures) -> np.ndarray:
         """Step-2 scores of one image against K texts: (K,)."""
-        return self._pair_scores(texts, image[0]) if len(texts) else np.zeros(0, np.float32)
+        rows = np.arange(len(texts))
+        return step2_scores(self.model, texts, image[0], rows, np.zeros_like(rows), chunk=512)
 
     # ------------------------------------------------------------------ corpus
     def caption_corpus(self, progress: Callable[[int, int], None] | None = None) -> tuple[list[str], np.ndarray]:
@@ -205,8 +136,6 @@ class SFERuntime:
     # ------------------------------------------------------------------ explanations
     @torch.no_grad()
     def explain(self, text: TextFeatures, image: ImageFeatures) -> dict:
-        from .explain import explain_pair
-
         return explain_pair(self, text[0], image[0])
 
 

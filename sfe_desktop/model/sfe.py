@@ -74,16 +74,20 @@ class SFEModel(nn.Module):
         self.train_protos: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None
         self._partner_cache: torch.Tensor | None = None
 
+    @property
+    def device(self) -> torch.device:
+        return self.img_proj.weight.device
+
     # ----------------------------------------------------------------- corpus state
     def set_memory(self, mem_img: torch.Tensor, mem_txt: torch.Tensor, cap_img: torch.Tensor) -> None:
-        dev = self.img_proj.weight.device
+        dev = self.device
         self.mem_img = F.normalize(mem_img.float(), dim=-1).to(dev)
         self.mem_txt = F.normalize(mem_txt.float(), dim=-1).to(dev)
         self.mem_cap_img = cap_img.long().to(dev)
         self._partner_cache = None
 
     def set_prototypes(self, proto_img, proto_txt, valid) -> None:
-        dev = self.img_proj.weight.device
+        dev = self.device
         self.proto_img, self.proto_txt = proto_img.float().to(dev), proto_txt.float().to(dev)
         self.proto_valid = valid.bool().to(dev)
 

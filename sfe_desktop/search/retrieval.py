@@ -13,12 +13,12 @@ from ..catalog import FileRow
 from ..catalog.db import OK
 from ..data.images import load_image
 from ..errors import IndexStateError, SFEError
+from ..model.ranking import rank_one, rerank_depth
 from .types import IMAGE_TO_IMAGE, IMAGE_TO_TEXT, TEXT_TO_IMAGE, Result
 
 log = logging.getLogger(__name__)
 
 CACHE_SIZE = 32
-IMAGE_RERANK_K = 100
 
 
 def _image_features(global_: np.ndarray, patches: np.ndarray):
@@ -107,30 +107,33 @@ class Retrieval:
                       width=row.width, height=row.height, date_taken=row.date_taken)
 
     # -- public ----------------------------------------------------------------------------------
-    def search_text(self, query: str, top: int = 20, rerank_k: int = 200) -> list:
-        """Photos matching ``query``: Step-1 top ``max(top, rerank_k)`` from faiss, the first
-        ``rerank_k`` re-ranked by Step 2 (hits beyond it follow with their Step-1 score)."""
+    def search_text(self, query: str, top: int = 20, rerank_k: int | None = None) -> list[Result]:
+        """Photos matching ``query``: the Step-1 top ``max(top, rerank_k)`` from faiss, the first ``rerank_k``
+        re-ranked by Step 2 (hits beyond it follow with their Step-1 score); ``rerank_k`` defaults to the
+        checkpoint's (:mod:`sfe_desktop.model.ranking`)."""
         self._check()
         query = " ".join(query.split())
         if not query:
             raise SFEError("the query is empty")
+        k = self._rerank_k(rerank_k)
         text = self._text(query)
-        hits = self._nearest(text.global_, max(top, rerank_k))
-        scored = [(s, s, r) for r, s in hits]
-        if rerank_k > 0 and hits:
-            head = hits[:rerank_k]
-            step2 = np.asarray(self.runtime.rerank_text(text[0], self._stored([r for r, _ in head])), dtype=np.float64)
-            ranked = sorted(zip(step2.tolist(), [s for _, s in head], [r for r, _ in head]),
-                            key=lambda t: (-t[0], -t[1], t[2].path))
-            scored = ranked + scored[len(head):]
-        return [self._image_result(i + 1, sc, s1, TEXT_TO_IMAGE, query, r) for i, (sc, s1, r) in enumerate(scored[:top])]
+        hits = self._nearest(text.global_, max(top, k))  # sorted by Step 1, ties by path
+        ranked = rank_one(np.array([s for _, s in hits]),
+                          lambda c: self.runtime.rerank_text(text[0], self._stored([hits[i][0] for i in c])), k, top)
+        return [self._image_result(n + 1, sc, s1, TEXT_TO_IMAGE, query, hits[i][0])
+                for n, (i, sc, s1) in enumerate(zip(ranked.index, ranked.score, ranked.step1))]
 
-    def similar(self, photo, top: int = 20) -> list:
-        """Photos of the collection most similar to ``photo`` (inside the collection or not)."""
+    def _rerank_k(self, override: int | None) -> int:
+        return self.runtime.rerank_k if override is None else rerank_depth(self.runtime.cfg, override)
+
+    def similar(self, photo, top: int = 20) -> list[Result]:
+        """Photos of the collection most similar to ``photo`` (inside the collection or not): Step 1 only."""
         self._check()
         feats, own, label = self._photo(photo)
         hits = [(r, s) for r, s in self._nearest(feats.global_, top + 1) if own is None or r.id != own.id]
-        return [self._image_result(i + 1, s, s, IMAGE_TO_IMAGE, label, r) for i, (r, s) in enumerate(hits[:top])]
+        ranked = rank_one(np.array([s for _, s in hits]), lambda c: np.zeros(0), 0, top)
+        return [self._image_result(n + 1, sc, s1, IMAGE_TO_IMAGE, label, hits[i][0])
+                for n, (i, sc, s1) in enumerate(zip(ranked.index, ranked.score, ranked.step1))]
 
     def _caption_bank(self) -> tuple[list[str], np.ndarray]:
         with self.lock:
@@ -147,25 +150,23 @@ class Retrieval:
             self._captions_cache = bank
         return bank
 
-    def search_image(self, photo, top: int = 20, rerank_k: int = IMAGE_RERANK_K) -> list:
-        """Captions (bundled corpus plus user captions) describing ``photo``, Step-2 re-ranked."""
+    def search_image(self, photo, top: int = 20, rerank_k: int | None = None) -> list[Result]:
+        """Captions (bundled corpus plus user captions) describing ``photo``: the Step-1 top
+        ``max(top, rerank_k)``, the first ``rerank_k`` re-ranked by Step 2 (default: the checkpoint's)."""
         self._check()
         feats, _, label = self._photo(photo)
         texts, vectors = self._caption_bank()
         if not texts:
             return []
+        k = self._rerank_k(rerank_k)
         step1 = vectors @ np.asarray(feats.global_[0], dtype=np.float32)
-        k = min(len(texts), max(top, rerank_k))
-        idx = np.argpartition(-step1, k - 1)[:k] if k < len(texts) else np.arange(len(texts))
-        idx = sorted(idx.tolist(), key=lambda i: (-step1[i], texts[i]))
-        scored = [(float(step1[i]), float(step1[i]), i) for i in idx]
-        if rerank_k > 0:
-            head = idx[:rerank_k]
-            step2 = np.asarray(self.runtime.rerank_image(feats[0], self.runtime.encode_texts([texts[i] for i in head])))
-            ranked = sorted(((float(s), float(step1[i]), i) for s, i in zip(step2.tolist(), head)),
-                            key=lambda t: (-t[0], -t[1], texts[t[2]]))
-            scored = ranked + scored[len(head):]
-        return [Result(n + 1, sc, s1, IMAGE_TO_TEXT, label, caption=texts[i]) for n, (sc, s1, i) in enumerate(scored[:top])]
+        n = min(len(texts), max(top, k))
+        idx = np.argpartition(-step1, n - 1)[:n] if n < len(texts) else np.arange(len(texts))
+        idx = sorted(idx.tolist(), key=lambda i: (-step1[i], texts[i]))  # candidates by Step 1, ties by text
+        ranked = rank_one(step1[idx], lambda c: self.runtime.rerank_image(
+            feats[0], self.runtime.encode_texts([texts[idx[i]] for i in c])), k, top)
+        return [Result(n + 1, sc, s1, IMAGE_TO_TEXT, label, caption=texts[idx[i]])
+                for n, (i, sc, s1) in enumerate(zip(ranked.index, ranked.score, ranked.step1))]
 
     def explain(self, result: Result) -> dict:
         """Explanation (see docs/architecture.md) of one text->image or image->text result, from

@@ -19,8 +19,9 @@ from ..errors import Cancelled
 from ..model.build import init_concepts, refresh_memory
 from ..model.checkpoint import save_checkpoint
 from ..model.config import ModelConfig
+from ..model.features import encode_dataset
 from ..model.sfe import SFEModel
-from .evaluate import dataset_lower, encode_lower, evaluate_encoded
+from .evaluate import dataset_lower, evaluate_encoded
 from .loss import candidate_loss, infonce, vsepp
 from .metrics import format_metrics
 
@@ -188,8 +189,8 @@ class Trainer:
         m = self.model
         if m.cfg.use_instance or m.cfg.use_neighbour:
             refresh_memory(m, self.img_tr, self.txt_tr, self.cap_img, self.cap_concepts, leave_half_out=False)
-        enc = encode_lower(m, self.img_va, self.txt_va)
-        return evaluate_encoded(m, enc, self.val_ds.caption_image)
+        images, texts = encode_dataset(m, self.img_va, self.txt_va)
+        return evaluate_encoded(m, images, texts, self.val_ds.caption_image)
 
     def fit(self, progress_factory=None, meta: dict | None = None) -> dict:
         cfg = self.cfg

@@ -11,7 +11,8 @@ import torch
 from sfe_desktop.errors import CheckpointError
 from sfe_desktop.model.checkpoint import load_checkpoint, save_checkpoint
 from sfe_desktop.model.config import ModelConfig
-from sfe_desktop.model.runtime import SFERuntime, merge_wordpieces, tiny_runtime
+from sfe_desktop.model.explain import merge_wordpieces
+from sfe_desktop.model.runtime import SFERuntime, tiny_runtime
 from sfe_desktop.train.loss import infonce, vsepp
 from sfe_desktop.train.metrics import ranks, recall
 

@@ -1,0 +1,124 @@
+"""The one ranking path of every search and of ``evaluate``.
+
+A query's candidates are ordered by their Step-1 score; the first ``rerank_k`` of them (the *head*) are
+re-scored by Step 2 and placed, in Step-2 order, above the rest (the *tail*), which keeps its Step-1 order and
+scores. Text -> photos, photo -> captions, similar photos (``rerank_k`` 0: Step 1 alone) and ``evaluate`` (every
+image and caption of a split as the query in turn) all go through :func:`rank`; ``rerank_k`` is the checkpoint's
+(:attr:`ModelConfig.rerank_k`) unless a caller overrides it.
+
+Ties: Step-1 order breaks ties by candidate position, so a caller fixes the tie order by the order in which it
+passes candidates (search passes them sorted by path). In the head, equal Step-2 scores fall back to Step 1, then
+position. The metric (``train.metrics``) counts remaining ties against the query.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .config import ModelConfig
+from .features import ImageFeatures, TextFeatures
+from .sfe import SFEModel
+
+PairScorer = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (query rows, candidate rows) -> Step-2 scores
+Progress = Callable[[int, int], None]
+
+
+def rerank_depth(cfg: ModelConfig, override: int | None = None) -> int:
+    """How many Step-1 candidates Step 2 re-scores: ``override`` when given, else the checkpoint's
+    ``rerank_k``; 0 for a model without Step 2."""
+    if not cfg.use_step2:
+        return 0
+    return max(0, int(cfg.rerank_k if override is None else override))
+
+
+def _side(values: np.ndarray, rows: np.ndarray, device: torch.device) -> torch.Tensor:
+    """``values[rows]`` as float32 on ``device``; a side of one row is broadcast without copies."""
+    if len(values) == 1:
+        return torch.from_numpy(np.ascontiguousarray(values)).to(device).float().expand(len(rows), *values.shape[1:])
+    return torch.from_numpy(np.ascontiguousarray(values[rows])).to(device).float()
+
+
+@torch.no_grad()
+def step2_scores(model: SFEModel, texts: TextFeatures, images: ImageFeatures, text_rows, image_rows,
+                 chunk: int = 2048, progress: Progress | None = None) -> np.ndarray:
+    """Step-2 scores (P,) float32 of the aligned pairs ``(texts[text_rows[p]], images[image_rows[p]])``."""
+    text_rows, image_rows = np.asarray(text_rows, dtype=np.int64), np.asarray(image_rows, dtype=np.int64)
+    dev = model.device
+    out = []
+    for a in range(0, len(text_rows), chunk):
+        t, i = text_rows[a:a + chunk], image_rows[a:a + chunk]
+        mask = torch.from_numpy(np.ascontiguousarray(texts.mask if len(texts) == 1 else texts.mask[t])).to(dev)
+        out.append(model.pair_scores(
+            _side(texts.words, t, dev), mask.expand(len(t), -1), _side(images.patches, i, dev),
+            _side(texts.global_, t, dev), _side(images.global_, i, dev)).float().cpu())
+        if progress:
+            progress(min(a + chunk, len(text_rows)), len(text_rows))
+    return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+
+
+def text_to_images(model: SFEModel, texts: TextFeatures, images: ImageFeatures, **kwargs) -> PairScorer:
+    """Scorer of text queries (rows of ``texts``) against image candidates (rows of ``images``)."""
+    return lambda q, c: step2_scores(model, texts, images, q, c, **kwargs)
+
+
+def image_to_texts(model: SFEModel, images: ImageFeatures, texts: TextFeatures, **kwargs) -> PairScorer:
+    """Scorer of image queries (rows of ``images``) against caption candidates (rows of ``texts``)."""
+    return lambda q, c: step2_scores(model, texts, images, c, q, **kwargs)
+
+
+@dataclass
+class Scores:
+    """Scores of Q queries against N candidates after :func:`rank`."""
+
+    step1: np.ndarray   # (Q, N) Step-1 cosine
+    score: np.ndarray   # (Q, N) float64 final score: Step 2 in the head, Step 1 in the tail
+    head: np.ndarray    # (Q, N) bool, the candidates Step 2 re-scored
+
+    def ranking_key(self) -> np.ndarray:
+        """(Q, N) float64 whose order per row is the ranking: the head lifted above the whole tail, ties kept."""
+        tail_best = np.where(self.head, -np.inf, self.score).max(1, initial=-np.inf)
+        head_worst = np.where(self.head, self.score, np.inf).min(1, initial=np.inf)
+        lift = np.maximum(tail_best - head_worst + 1.0, 0.0)  # 0 for a row that is all head or all tail
+        return self.score + self.head * lift[:, None]
+
+
+def head_of(step1: np.ndarray, k: int) -> np.ndarray:
+    """(Q, min(k, N)) positions of each query's best ``k`` candidates by Step 1, ties by position."""
+    return np.argsort(-np.asarray(step1), axis=1, kind="stable")[:, :k]
+
+
+def rank(step1: np.ndarray, rescore: PairScorer, rerank_k: int) -> Scores:
+    """Re-score each query's Step-1 head of ``rerank_k`` candidates with ``rescore(query rows, candidate rows)``
+    and place it above the tail. ``step1`` (Q, N)."""
+    step1 = np.atleast_2d(np.asarray(step1))
+    score = step1.astype(np.float64)
+    head = np.zeros(step1.shape, dtype=bool)
+    if rerank_k > 0 and step1.size:
+        top = head_of(step1, rerank_k)
+        queries = np.repeat(np.arange(len(step1)), top.shape[1])
+        score[queries, top.ravel()] = np.asarray(rescore(queries, top.ravel()), dtype=np.float64)
+        head[queries, top.ravel()] = True
+    return Scores(step1, score, head)
+
+
+@dataclass
+class Ranked:
+    """One query's ranking: candidate positions best first, with their final and Step-1 scores."""
+
+    index: np.ndarray
+    score: np.ndarray
+    step1: np.ndarray
+
+
+def rank_one(step1: np.ndarray, rescore: Callable[[np.ndarray], np.ndarray], rerank_k: int,
+             top: int | None = None) -> Ranked:
+    """:func:`rank` for one query; ``rescore(candidate positions)`` gives their Step-2 scores. Returns the best
+    ``top`` (all when None) in order."""
+    step1 = np.asarray(step1, dtype=np.float64).reshape(-1)
+    scores = rank(step1[None], lambda _, c: rescore(c), rerank_k)
+    key = scores.ranking_key()[0]
+    order = np.lexsort((np.arange(len(step1)), -step1, -key))[:top]
+    return Ranked(order, scores.score[0, order], step1[order])
