@@ -1,10 +1,6 @@
 """One index run: scan, plan (unchanged / renamed / new / gone), then decode in a thread pool while
-the model encodes the previous batch, committing vectors and catalog rows batch by batch.
-
-Crash safety: a batch's vectors are written to the row files first, then one SQLite transaction
-records the rows that point at them and advances ``next_row``. The faiss file is rewritten
-atomically at the end of a run and re-synchronised from the catalog when a run did not finish.
-"""
+the model encodes the previous batch, handing each batch to the :class:`~sfe_desktop.search.state.IndexState`,
+which stores it crash-safely (the rules are written there)."""
 from __future__ import annotations
 
 import logging
@@ -16,15 +12,16 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
-import numpy as np
 import torch
 
 from ..catalog import FileRow, ScanEntry, content_hash, scan
 from ..catalog.db import OK, SKIPPED
 from ..catalog.metadata import probe
 from ..data.images import load_image
-from ..errors import ImageReadError, IndexStateError
+from ..errors import ImageReadError
+from ..model.runtime import SFERuntime
 from .captions import sidecar_captions
+from .state import IndexState
 from .types import IndexProgress, IndexSummary
 
 log = logging.getLogger(__name__)
@@ -54,20 +51,30 @@ def _skip_row(entry: ScanEntry, reason: str, hash_: str | None = None) -> FileRo
 
 
 class Indexer:
-    """Runs :meth:`Collection.index`; holds no state between runs."""
+    """Runs one index run of ``state`` with ``runtime`` (the caller holds ``state.writing()``); holds no state
+    between runs.
 
-    def __init__(self, col, progress: Callable[[IndexProgress], None] | None, cancel: threading.Event | None):
-        self.col = col
+    Parameters
+    ----------
+    batch_size, workers
+        Images per model batch and decoding threads.
+    """
+
+    def __init__(self, state: IndexState, runtime: SFERuntime, batch_size: int, workers: int,
+                 progress: Callable[[IndexProgress], None] | None = None, cancel: threading.Event | None = None):
+        self.state = state
+        self.runtime = runtime
+        self.catalog = state.catalog
+        self.batch_size = batch_size
+        self.workers = workers
         self.progress = progress
         self.cancel = cancel or threading.Event()
-        self.runtime = col.runtime
-        self.catalog = col.catalog
 
     # -- planning --------------------------------------------------------------------------------
     def _plan(self, pool: ThreadPoolExecutor):
-        col, catalog = self.col, self.catalog
+        state, catalog = self.state, self.catalog
         existing = catalog.files()
-        entries = list(scan(col.photo_dir, skip=[col.index_dir]))
+        entries = list(scan(state.photo_dir, skip=[state.index_dir]))
         seen = {e.rel for e in entries}
         upserts: list[FileRow] = []
         deletes: set[int] = {r.id for p, r in existing.items() if p not in seen}
@@ -93,7 +100,7 @@ class Indexer:
         def hash_one(item):
             e, _ = item
             try:
-                return content_hash(os.fsdecode(os.path.join(col.photo_dir_b, e.rel)), e.size), None
+                return content_hash(state.abs_path(e.rel), e.size), None
             except OSError as exc:
                 return None, f"cannot read ({exc.strerror or type(exc).__name__})"
 
@@ -133,13 +140,13 @@ class Indexer:
 
     # -- decoding --------------------------------------------------------------------------------
     def _decode(self, job: _Job) -> _Decoded:
-        path = os.fsdecode(os.path.join(self.col.photo_dir_b, job.entry.rel))
+        path = self.state.abs_path(job.entry.rel)
         try:
-            image = load_image(path, min_side=max(self.runtime.image_size, self.col.thumbs.size))
+            image = load_image(path, min_side=max(self.runtime.image_size, self.state.thumbs.size))
             tensor = self.runtime.preprocess(image)
             width, height, date = probe(path)
             try:
-                self.col.thumbs.put(job.hash, image)
+                self.state.thumbs.put(job.hash, image)
             except OSError as exc:
                 log.warning("cannot write thumbnail for %s: %s", path, exc)
             return _Decoded(job, tensor, width or image.width, height or image.height, date)
@@ -152,52 +159,40 @@ class Indexer:
             return _Decoded(job, None, error=f"cannot decode ({type(exc).__name__}: {exc})")
 
     def _commit_batch(self, decoded: list[_Decoded]) -> tuple[int, int]:
-        col = self.col
         good = [d for d in decoded if d.tensor is not None]
-        rows: list[FileRow] = []
-        deletes = [d.job.old_id for d in decoded if d.job.old_id is not None]
-        next_row = col.next_row
+        encoded: list[FileRow] = []
+        feats = None
         if good:
             with torch.inference_mode():
                 feats = self.runtime.encode_images(torch.stack([d.tensor for d in good]))
-            col.store.write(next_row, feats.global_, feats.patches)
-            for i, d in enumerate(good):
+            for d in good:
                 e = d.job.entry
-                rows.append(FileRow(None, e.rel, e.size, e.mtime_ns, d.job.hash, d.width, d.height, d.date_taken,
-                                    OK, None, next_row + i))
-        for d in decoded:
-            if d.tensor is None:
-                rows.append(_skip_row(d.job.entry, d.error or "cannot decode", d.job.hash))
-        ids = self.catalog.commit(rows, deletes, {"next_row": next_row + len(good)})
-        col.next_row = next_row + len(good)
-        if good:
-            col.add_vectors(np.asarray(ids[:len(good)]), feats.global_)
+                encoded.append(FileRow(None, e.rel, e.size, e.mtime_ns, d.job.hash, d.width, d.height, d.date_taken,
+                                       OK, None, None))
+        skipped = [_skip_row(d.job.entry, d.error or "cannot decode", d.job.hash) for d in decoded if d.tensor is None]
+        deletes = [d.job.old_id for d in decoded if d.job.old_id is not None]
+        self.state.append(encoded, feats, skipped, deletes)
         self._add_sidecars([d.job.entry.rel for d in good])
         return len(good), len(decoded) - len(good)
 
     def _add_sidecars(self, rels: list[bytes]) -> None:
         for rel in rels:
-            texts = sidecar_captions(os.fsdecode(os.path.join(self.col.photo_dir_b, rel)))
+            texts = sidecar_captions(self.state.abs_path(rel))
             if texts:
-                self.col.add_caption_texts(texts, "sidecar:" + rel.decode("utf-8", "backslashreplace"))
+                self.state.add_captions(texts, "sidecar:" + rel.decode("utf-8", "backslashreplace"))
 
     # -- the run ---------------------------------------------------------------------------------
     def run(self, reencode: bool) -> IndexSummary:
-        col = self.col
+        state = self.state
         start = time.perf_counter()
-        if col.stale and not reencode:
-            raise IndexStateError(col.stale)
-        if reencode or col.stale or not col.catalog.meta().get("checkpoint_id"):
-            col.reset()
-        with ThreadPoolExecutor(col.workers, thread_name_prefix="sfe-decode") as pool:
+        state.begin_run(reencode)
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="sfe-decode") as pool:
             total, upserts, deletes, jobs, reused = self._plan(pool)
-            self.catalog.commit(upserts, deletes)
+            state.commit_files(upserts, deletes)
             removed = len(deletes)
-            col.sync_vectors()
+            state.sync_vectors()
             cancelled = self._encode(pool, jobs)
-        col.sync_vectors()
-        col.save_vectors()
-        compacted = col.compact()
+        compacted = state.finish_run()
         counts = self.catalog.counts()
         summary = IndexSummary(indexed=self.indexed, reused=reused, removed=removed,
                                skipped=counts.get(SKIPPED, 0), total=total, cancelled=cancelled,
@@ -207,7 +202,7 @@ class Indexer:
         return summary
 
     def _encode(self, pool: ThreadPoolExecutor, jobs: list[_Job]) -> bool:
-        bs = self.col.batch_size
+        bs = self.batch_size
         self.indexed = 0
         skipped = 0
         started = time.perf_counter()

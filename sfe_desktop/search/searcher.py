@@ -1,0 +1,168 @@
+"""Query side of a collection: text->images, image->texts, image->images and explanations.
+
+A :class:`Searcher` reads the index through its :class:`~sfe_desktop.search.state.IndexState` and ranks with
+:mod:`sfe_desktop.model.ranking`; it keeps only what it computed from the model (query features, caption bank).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import OrderedDict
+from typing import Callable, TypeVar
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..catalog import FileRow
+from ..data.images import load_image
+from ..errors import SFEError
+from ..model.features import ImageFeatures, TextFeatures
+from ..model.ranking import Ranked, rank_one, rerank_depth
+from ..model.runtime import SFERuntime
+from .state import IndexState
+from .types import IMAGE_TO_IMAGE, IMAGE_TO_TEXT, TEXT_TO_IMAGE, Result
+
+log = logging.getLogger(__name__)
+
+CACHE_SIZE = 32
+QUERY_PHOTO = "<image>"  # the query label of a photo given as pixels (no path)
+T = TypeVar("T")
+
+
+class Searcher:
+    """Searches one :class:`IndexState` with one runtime; thread-safe."""
+
+    def __init__(self, state: IndexState, runtime: SFERuntime):
+        self.state = state
+        self.runtime = runtime
+        self._lock = threading.Lock()
+        self._cache: OrderedDict = OrderedDict()
+        self._captions: tuple[int, list[str], np.ndarray] | None = None
+
+    # -- features --------------------------------------------------------------------------------
+    def _cached(self, key, make: Callable[[], T]) -> T:
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        value = make()
+        with self._lock:
+            self._cache[key] = value
+            while len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return value
+
+    def text(self, query: str) -> TextFeatures:
+        return self._cached(("text", query), lambda: self.runtime.encode_texts([query]))
+
+    def _encode_image(self, image: Image.Image) -> ImageFeatures:
+        with torch.inference_mode():
+            return self.runtime.encode_images(self.runtime.preprocess(image)[None])
+
+    def photo(self, photo) -> tuple[ImageFeatures, FileRow | None, str]:
+        """(features of one photo, its catalog row or None, query label): stored when the photo is indexed and
+        unchanged, else encoded (and cached by path)."""
+        if isinstance(photo, Image.Image):
+            return self._encode_image(photo.convert("RGB")), None, QUERY_PHOTO
+        label = os.path.abspath(os.fspath(photo))
+        row = self.state.row_of(label)
+        if row is not None:
+            return self.state.features([row]), row, label
+        feats = self._cached(("image", label), lambda: self._encode_image(load_image(label, self.runtime.image_size)))
+        return feats, None, label
+
+    def _caption_bank(self) -> tuple[list[str], np.ndarray]:
+        """The bundled caption corpus plus the user's captions, with their Step-1 vectors."""
+        version = self.state.caption_version
+        with self._lock:
+            if self._captions is not None and self._captions[0] == version:
+                return self._captions[1], self._captions[2]
+        texts, vectors = self.runtime.caption_corpus()
+        texts, vectors = list(texts), [np.asarray(vectors, dtype=np.float32)]
+        known = set(texts)
+        user = [t for t in self.state.captions() if t not in known and not known.add(t)]
+        for start in range(0, len(user), 256):
+            vectors.append(np.asarray(self.runtime.encode_texts(user[start:start + 256]).global_, dtype=np.float32))
+        bank = (texts + user, np.concatenate(vectors) if len(vectors) > 1 else vectors[0])
+        with self._lock:
+            self._captions = (version, *bank)
+        return bank
+
+    def _rerank_k(self, override: int | None) -> int:
+        return self.runtime.rerank_k if override is None else rerank_depth(self.runtime.cfg, override)
+
+    def _photos(self, hits: list[tuple[FileRow, float]], ranked: Ranked, direction: str, query: str) -> list[Result]:
+        out = []
+        for n, (i, score, step1) in enumerate(zip(ranked.index, ranked.score, ranked.step1)):
+            row = hits[i][0]
+            out.append(Result(n + 1, float(score), float(step1), direction, query, path=self.state.abs_path(row.path),
+                              width=row.width, height=row.height, date_taken=row.date_taken))
+        return out
+
+    # -- searches --------------------------------------------------------------------------------
+    def search_text(self, query: str, top: int, rerank_k: int | None) -> list[Result]:
+        self.state.check()
+        query = " ".join(query.split())
+        if not query:
+            raise SFEError("the query is empty")
+        k = self._rerank_k(rerank_k)
+        text = self.text(query)
+        hits = self.state.nearest(text.global_, max(top, k))  # by Step 1, ties by path
+        ranked = rank_one(np.array([s for _, s in hits]), lambda c: self.runtime.rerank_text(
+            text[0], self.state.features([hits[i][0] for i in c])), k, top)
+        return self._photos(hits, ranked, TEXT_TO_IMAGE, query)
+
+    def similar(self, photo, top: int) -> list[Result]:
+        self.state.check()
+        feats, own, label = self.photo(photo)
+        hits = [(r, s) for r, s in self.state.nearest(feats.global_, top + 1) if own is None or r.id != own.id]
+        ranked = rank_one(np.array([s for _, s in hits]), lambda c: np.zeros(0), 0, top)  # Step 1 only
+        return self._photos(hits, ranked, IMAGE_TO_IMAGE, label)
+
+    def search_image(self, photo, top: int, rerank_k: int | None) -> list[Result]:
+        self.state.check()
+        feats, _, label = self.photo(photo)
+        texts, vectors = self._caption_bank()
+        if not texts:
+            return []
+        k = self._rerank_k(rerank_k)
+        step1 = vectors @ np.asarray(feats.global_[0], dtype=np.float32)
+        n = min(len(texts), max(top, k))
+        idx = np.argpartition(-step1, n - 1)[:n] if n < len(texts) else np.arange(len(texts))
+        idx = sorted(idx.tolist(), key=lambda i: (-step1[i], texts[i]))  # candidates by Step 1, ties by text
+        ranked = rank_one(step1[idx], lambda c: self.runtime.rerank_image(
+            feats[0], self.runtime.encode_texts([texts[idx[i]] for i in c])), k, top)
+        return [Result(n + 1, float(score), float(s1), IMAGE_TO_TEXT, label, caption=texts[idx[i]])
+                for n, (i, score, s1) in enumerate(zip(ranked.index, ranked.score, ranked.step1))]
+
+    def explain(self, result: Result) -> dict:
+        self.state.check()
+        if result.direction == TEXT_TO_IMAGE:
+            row = self.state.row_of(result.path) if result.path else None
+            if row is None:
+                raise SFEError(f"{result.path} is no longer indexed; search again")
+            explanation = self.runtime.explain(self.text(result.query)[0], self.state.features([row])[0])
+            return _with_photo_path(explanation, result.path, "result photo")
+        if result.direction == IMAGE_TO_TEXT:
+            if result.query == QUERY_PHOTO:
+                raise SFEError("explanations need the query photo's path")
+            feats, _, _ = self.photo(result.query)
+            explanation = self.runtime.explain(self.text(result.caption)[0], feats[0])
+            return _with_photo_path(explanation, os.path.abspath(os.fspath(result.query)), "query photo")
+        raise SFEError("explanations exist for text->image and image->text results only")
+
+
+def _with_photo_path(explanation: dict, path: str, label: str) -> dict:
+    """Give the graph node of the explained photo (id ``result``, the image side of the pair: the hit of a
+    text->image search, the query photo of an image->text search) its file path, so a click opens it."""
+    graph = explanation.get("neighbours")
+    if graph:
+        nodes = [dict(node) for node in graph.get("nodes") or []]
+        for node in nodes:
+            if node.get("id") == "result" and node.get("kind") == "image":
+                node["path"] = path
+                node["label"] = label
+        explanation["neighbours"] = {**graph, "nodes": nodes}
+    return explanation
