@@ -85,6 +85,23 @@ def cmd_search(args) -> int:
     return 0
 
 
+def cmd_explain(args) -> int:
+    if (args.query is None) == (args.image is None):
+        raise SFEError("give exactly one of a text query or --image PHOTO")
+    if args.rank < 1:
+        raise SFEError("--rank counts from 1")
+    with _collection(args) as col:
+        if args.image:
+            results = col.search_image(args.image, top=args.rank, rerank_k=args.rerank_k)
+        else:
+            results = col.search_text(args.query, top=args.rank, rerank_k=args.rerank_k)
+        if len(results) < args.rank:
+            raise SFEError(f"the search has {len(results)} results, none at rank {args.rank}")
+        explanation = col.explain(results[args.rank - 1])
+    print(explanation.to_json(indent=1))
+    return 0
+
+
 def cmd_export(args) -> int:
     from ..export import write_csv
 
@@ -121,6 +138,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index-dir", default=None, help="index folder (default: DIR/.sfe-index)")
 
 
+def _rerank_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rerank-k", type=int, default=None,
+                   help="Step-1 candidates re-ranked by Step 2 (default: the checkpoint's; 0: off)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sfe-desktop", description="Search a photo folder by meaning with SFE.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
@@ -140,16 +162,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", metavar="PHOTO", help="captions describing PHOTO")
     p.add_argument("--similar", metavar="PHOTO", help="photos of the folder similar to PHOTO")
     p.add_argument("--top", type=int, default=20)
-    p.add_argument("--rerank-k", type=int, default=200, help="Step-1 candidates re-ranked by Step 2 (0: off)")
+    _rerank_option(p)
     p.add_argument("--json", action="store_true", help="print a JSON list, most similar first")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("explain", help="why the result at --rank of a search matched, as JSON")
+    _common(p)
+    p.add_argument("query", nargs="?", default=None, help="text query (a text -> photo result)")
+    p.add_argument("--image", metavar="PHOTO", help="a photo -> caption result of PHOTO instead")
+    p.add_argument("--rank", type=int, default=1, help="which result (default: 1, the best)")
+    _rerank_option(p)
+    p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("export", help="write the results of a text query as CSV")
     _common(p)
     p.add_argument("query", help="text query")
     p.add_argument("--csv", required=True, help="output file")
     p.add_argument("--top", type=int, default=100)
-    p.add_argument("--rerank-k", type=int, default=200)
+    _rerank_option(p)
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("info", help="counts, model, device and index size of an indexed folder")

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from ..errors import Cancelled, ImageReadError
-from .images import load_image, to_tensor
+from .images import load_image
+from .transforms import to_tensor
 
 log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]

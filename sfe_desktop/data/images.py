@@ -1,11 +1,11 @@
-"""Safe image decoding: EXIF orientation, reduced-size JPEG decoding, decompression-bomb refusal."""
+"""Safe image decoding: EXIF orientation, reduced-size JPEG decoding, decompression-bomb refusal; the image file
+extensions the app reads (one list for the scanner, the GUI and the CLI). No torch here: the GUI imports it at
+start. The model input tensor is made in :mod:`.transforms`."""
 from __future__ import annotations
 
 import warnings
 from pathlib import Path
 
-import numpy as np
-import torch
 from PIL import Image, ImageOps
 
 from ..errors import ImageReadError
@@ -62,16 +62,3 @@ def load_image(path: str | Path, min_side: int = 512) -> Image.Image:
         raise ImageReadError(f"{path.name}: cannot decode ({reason})") from exc
     except (ValueError, SyntaxError, EOFError) as exc:
         raise ImageReadError(f"{path.name}: cannot decode ({exc})") from exc
-
-
-def to_tensor(image: Image.Image, size: int, normalise: str = "tflite", flip: bool = False) -> torch.Tensor:
-    """Resize (squash) to ``size`` x ``size`` and normalise as the backbone expects: (3, size, size)."""
-    im = image.resize((size, size), Image.BILINEAR)
-    if flip:
-        im = im.transpose(Image.FLIP_LEFT_RIGHT)
-    x = torch.from_numpy(np.asarray(im, dtype=np.float32)).permute(2, 0, 1) / 255.0
-    if normalise == "tflite":
-        return (x * 255.0 - 127.0) / 128.0
-    mean = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
-    std = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
-    return (x - mean) / std

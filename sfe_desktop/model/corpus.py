@@ -1,9 +1,10 @@
-"""Corpus statistics built from the training split: concept vocabulary, co-occurrence graph,
-cross-modal prototypes and the memory bank."""
+"""The training corpus a checkpoint keeps (:class:`Corpus`) and the statistics built from it: concept
+vocabulary, co-occurrence graph, cross-modal prototypes and the memory bank."""
 from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -20,6 +21,27 @@ had having can could will would should may might must shall about above below be
 across along against toward towards after before during until upon within outside inside like such more most much
 few little lot lots s t re ll ve d m o y
 """.split())
+
+
+@dataclass
+class Corpus:
+    """The training captions as text: ``caption_image[j]`` is the index in ``images`` of caption ``j``'s photo.
+    Photo -> caption search ranks these captions; the neighbour graph names them."""
+
+    captions: list[str] = field(default_factory=list)
+    caption_image: list[int] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)
+
+    KEYS = ("captions", "caption_image", "images")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Corpus":
+        return cls(list(data.get("captions", [])), [int(i) for i in data.get("caption_image", [])],
+                   list(data.get("images", [])))
+
+    def to_dict(self) -> dict:
+        return {"captions": list(self.captions), "caption_image": [int(i) for i in self.caption_image],
+                "images": list(self.images)}
 
 
 def words(text: str) -> list[str]:

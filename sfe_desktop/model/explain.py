@@ -1,4 +1,4 @@
-"""Explanations of one text-image pair as plain data (schema in docs/architecture.md)."""
+"""Compute the explanation of one text-image pair from the model (:class:`sfe_desktop.explanation.Explanation`)."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -6,6 +6,11 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from ..explanation import QUERY_NODE, RESULT_NODE, Concept, Concepts, Explanation, GraphEdge, GraphNode, NeighbourGraph
+from .corpus import Corpus
+from .features import ImageFeatures, TextFeatures
+from .sfe import SFEModel
 
 
 def merge_wordpieces(tokens: Sequence[str], rows: np.ndarray) -> tuple[list[str], np.ndarray]:
@@ -26,15 +31,12 @@ def merge_wordpieces(tokens: Sequence[str], rows: np.ndarray) -> tuple[list[str]
     return words, np.stack([rows[g].mean(0) for g in groups]).astype(np.float32)
 
 
-def _top_concepts(names, weights: torch.Tensor, idx: torch.Tensor, limit: int = 8) -> list[dict]:
-    out = []
-    for w, i in zip(weights.tolist(), idx.tolist()):
-        if i < len(names) and w > 0:
-            out.append({"name": names[i], "weight": float(w)})
+def _top_concepts(names: Sequence[str], weights: torch.Tensor, idx: torch.Tensor, limit: int = 8) -> list[Concept]:
+    out = [Concept(names[i], float(w)) for w, i in zip(weights.tolist(), idx.tolist()) if i < len(names) and w > 0]
     return out[:limit]
 
 
-def _concepts_from_attention(names, attn: torch.Tensor | None, limit: int = 8):
+def _concepts_from_attention(names: Sequence[str], attn: torch.Tensor | None, limit: int = 8):
     if attn is None or not names:
         return torch.zeros(0), torch.zeros(0, dtype=torch.long)
     mean = attn.mean(0)[: len(names)]
@@ -42,9 +44,14 @@ def _concepts_from_attention(names, attn: torch.Tensor | None, limit: int = 8):
     return mean.topk(k)
 
 
-def explain_pair(rt, text, image) -> dict:
-    """``text``: TextFeatures of one row; ``image``: ImageFeatures of one row."""
-    m, dev, names = rt.model, rt.device, rt.concept_names
+@torch.no_grad()
+def explain_pair(model: SFEModel, text: TextFeatures, image: ImageFeatures, *, grid: tuple[int, int],
+                 vocabulary: Sequence[str], corpus: Corpus, photo: str | None = None,
+                 photo_label: str = "result photo") -> Explanation:
+    """Explain the pair (``text[0]``, ``image[0]``). ``vocabulary``: the concept names; ``corpus``: the training
+    corpus the neighbour graph shows; ``photo`` and ``photo_label``: the file and the graph label of the image
+    side of the pair."""
+    m, dev, names = model, model.device, list(vocabulary)
     words = torch.from_numpy(text.words[:1].astype(np.float32)).to(dev)
     mask = torch.from_numpy(text.mask[:1]).to(dev)
     patches = torch.from_numpy(image.patches[:1].astype(np.float32)).to(dev)
@@ -55,14 +62,15 @@ def explain_pair(rt, text, image) -> dict:
     n_words = int(mask.sum())
     if w2p is None:  # Step 2 off: plain cosine attention for the heatmap
         w2p = torch.softmax(10 * F.normalize(words, dim=-1) @ F.normalize(patches, dim=-1).transpose(1, 2), dim=-1)
-    word_list, attn = merge_wordpieces(text.tokens[0][:n_words], w2p[0, :n_words].cpu().numpy())
+    tokens = text.tokens[0] if text.tokens else []
+    word_list, attn = merge_wordpieces(tokens[:n_words], w2p[0, :n_words].cpu().numpy())
 
     # concepts: instance-level activations (or patch/word-to-concept attention when that cue is off)
     img_base = F.normalize(m.img_pool(patches), dim=-1)
     txt_base = F.normalize(m.txt_pool(words, mask), dim=-1)
     img_info = m._enhance(img_base, "image").info
     txt_info = m._enhance(txt_base, "text").info
-    concepts = rt._concepts
+    concepts = m.concept_embeddings()
     if "instance" in img_info:
         img_c = _top_concepts(names, *(t[0] for t in img_info["instance"]))
         txt_c = _top_concepts(names, *(t[0] for t in txt_info["instance"]))
@@ -75,7 +83,7 @@ def explain_pair(rt, text, image) -> dict:
         txt_c = _top_concepts(names, *_concepts_from_attention(names, txt_attn))
     else:
         img_c, txt_c = [], []
-    union = list(dict.fromkeys([c["name"] for c in txt_c] + [c["name"] for c in img_c]))
+    union = list(dict.fromkeys([c.name for c in txt_c] + [c.name for c in img_c]))
     index = {n: i for i, n in enumerate(names)}
     if m.cfg.use_patch and union:
         ids = torch.tensor([index[n] for n in union], device=dev)
@@ -84,45 +92,42 @@ def explain_pair(rt, text, image) -> dict:
     else:
         cooc = np.zeros((len(union), len(union)), np.float32)
 
-    return {
-        "score": float(score[0]),
-        "step1": step1,
-        "words": word_list,
-        "grid": list(rt.grid),
-        "attention": attn,
-        "concepts": {"image": img_c, "text": txt_c, "names": union, "cooccurrence": cooc},
-        "neighbours": neighbour_graph(rt, text.texts[0], txt_info.get("neighbour"), img_info.get("neighbour")),
-    }
+    query = text.texts[0] if text.texts else " ".join(word_list)
+    graph = neighbour_graph(m, corpus, query, txt_info.get("neighbour"), img_info.get("neighbour"), photo, photo_label)
+    return Explanation(score=float(score[0]), step1=step1, words=word_list, grid=(int(grid[0]), int(grid[1])),
+                       attention=attn, concepts=Concepts(img_c, txt_c, union, cooc), neighbours=graph, photo=photo)
 
 
-def neighbour_graph(rt, query: str, text_nb, image_nb) -> dict:
+def neighbour_graph(model: SFEModel, corpus: Corpus, query: str, text_nb, image_nb, photo: str | None = None,
+                    photo_label: str = "result photo") -> NeighbourGraph:
     """Nodes and edges: the query text and its nearest corpus captions with their photos, and the
     result photo with its nearest corpus photos and their captions."""
-    nodes = [{"id": "query", "kind": "query", "label": query, "weight": 1.0, "path": None},
-             {"id": "result", "kind": "image", "label": "result photo", "weight": 1.0, "path": None}]
-    edges = []
-    caps, imgs = rt.corpus_captions, rt.corpus_images
-    cap_img = rt.model.mem_cap_img.cpu().numpy()
-    seen = {"query", "result"}
+    nodes = [GraphNode(QUERY_NODE, "query", query, 1.0), GraphNode(RESULT_NODE, "image", photo_label, 1.0, photo)]
+    edges: list[GraphEdge] = []
+    caps = corpus.captions
+    cap_img = model.mem_cap_img.cpu().numpy()
+    seen = {QUERY_NODE, RESULT_NODE}
 
-    def add(node_id, kind, label, weight):
+    def add(node_id: str, kind: str, label: str, weight: float) -> None:
         if node_id not in seen:
             seen.add(node_id)
-            nodes.append({"id": node_id, "kind": kind, "label": label, "weight": float(weight), "path": None})
+            nodes.append(GraphNode(node_id, kind, label, float(weight)))
+
+    def caption(j: int) -> str:
+        return caps[j] if j < len(caps) else f"caption {j}"
 
     if text_nb is not None:
         for w, j in zip(text_nb[0][0].tolist()[:5], text_nb[1][0].tolist()[:5]):
-            add(f"t{j}", "text", caps[j] if j < len(caps) else f"caption {j}", w)
-            edges.append({"source": "query", "target": f"t{j}", "weight": float(w)})
+            add(f"t{j}", "text", caption(j), w)
+            edges.append(GraphEdge(QUERY_NODE, f"t{j}", float(w)))
             i = int(cap_img[j])
             add(f"i{i}", "image", f"training photo {i}", 1.0)
-            edges.append({"source": f"t{j}", "target": f"i{i}", "weight": 1.0})
+            edges.append(GraphEdge(f"t{j}", f"i{i}", 1.0))
     if image_nb is not None:
         for w, i in zip(image_nb[0][0].tolist()[:5], image_nb[1][0].tolist()[:5]):
             add(f"i{i}", "image", f"training photo {i}", w)
-            edges.append({"source": "result", "target": f"i{i}", "weight": float(w)})
-            js = np.nonzero(cap_img == i)[0][:1]
-            for j in js.tolist():
-                add(f"t{j}", "text", caps[j] if j < len(caps) else f"caption {j}", 1.0)
-                edges.append({"source": f"i{i}", "target": f"t{j}", "weight": 1.0})
-    return {"nodes": nodes, "edges": edges}
+            edges.append(GraphEdge(RESULT_NODE, f"i{i}", float(w)))
+            for j in np.nonzero(cap_img == i)[0][:1].tolist():
+                add(f"t{j}", "text", caption(j), 1.0)
+                edges.append(GraphEdge(f"i{i}", f"t{j}", 1.0))
+    return NeighbourGraph(nodes, edges)

@@ -1,6 +1,6 @@
 """The loaded model on a device: the one object the index, search, CLI and GUI use.
 
-See docs/architecture.md for the contract (ImageFeatures, TextFeatures, explanation schema)."""
+See docs/architecture.md for the contract (ImageFeatures, TextFeatures, Explanation)."""
 from __future__ import annotations
 
 import logging
@@ -14,7 +14,9 @@ import torch.nn.functional as F
 from ..errors import CheckpointError
 from ..settings import default_checkpoint, pick_device
 from .checkpoint import checkpoint_id, load_checkpoint
+from ..explanation import Explanation
 from .config import ModelConfig
+from .corpus import Corpus
 from .explain import explain_pair
 from .features import ImageFeatures, TextFeatures, encode_images_lower, encode_texts_lower
 from .ranking import rerank_depth, step2_scores
@@ -55,8 +57,7 @@ class SFERuntime:
             self._concepts = model.concept_embeddings()
         self.grid = (int(h), int(w))
         self.concept_names: list[str] = list(meta.get("concepts", []))
-        self.corpus_captions: list[str] = list(meta.get("captions", []))
-        self.corpus_images: list[str] = list(meta.get("images", []))
+        self.corpus = Corpus.from_dict(meta)
         self._corpus: tuple[list[str], np.ndarray] | None = None
 
     # ------------------------------------------------------------------ loading
@@ -73,7 +74,7 @@ class SFERuntime:
 
     # ------------------------------------------------------------------ encoding
     def preprocess(self, image) -> torch.Tensor:
-        from ..data.images import to_tensor
+        from ..data.transforms import to_tensor
 
         return to_tensor(image, self.image_size, self.model.image.normalise)
 
@@ -117,16 +118,16 @@ class SFERuntime:
         The memory bank already holds every training caption's base vector, so only the cross-modal
         cues run here (seconds, no text tower); a corpus without a matching bank is encoded."""
         if self._corpus is None:
-            texts, keep = unique_captions(self.corpus_captions)
+            texts, keep = unique_captions(self.corpus.captions)
             bank = self.model.mem_txt
             parts = []
             with torch.no_grad():
                 for a in range(0, len(keep), 2048):
                     rows = keep[a:a + 2048]
-                    if bank.shape[0] == len(self.corpus_captions):
+                    if bank.shape[0] == len(self.corpus.captions):
                         parts.append(self.model._enhance(bank[torch.as_tensor(rows)], "text").vec.float().cpu().numpy())
                     else:
-                        parts.append(self.encode_texts([self.corpus_captions[i] for i in rows]).global_)
+                        parts.append(self.encode_texts([self.corpus.captions[i] for i in rows]).global_)
                     if progress:
                         progress(min(a + 2048, len(keep)), len(keep))
             vecs = np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
@@ -134,9 +135,11 @@ class SFERuntime:
         return self._corpus
 
     # ------------------------------------------------------------------ explanations
-    @torch.no_grad()
-    def explain(self, text: TextFeatures, image: ImageFeatures) -> dict:
-        return explain_pair(self, text[0], image[0])
+    def explain(self, text: TextFeatures, image: ImageFeatures, photo: str | None = None,
+                photo_label: str = "result photo") -> Explanation:
+        """Why ``image[0]`` matches ``text[0]``; ``photo``: the image's file, when it has one."""
+        return explain_pair(self.model, text[0], image[0], grid=self.grid, vocabulary=self.concept_names,
+                            corpus=self.corpus, photo=photo, photo_label=photo_label)
 
 
 def tiny_runtime(seed: int = 0, device: str = "cpu", **changes) -> SFERuntime:

@@ -4,14 +4,19 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
 
 from PySide6.QtCore import QSettings, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QIcon
 from PySide6.QtWidgets import (QAbstractItemView, QApplication, QFileDialog, QLabel, QListView, QMainWindow, QMenu,
                                QSplitter, QVBoxLayout, QWidget)
 
+from ..data.images import IMAGE_EXTENSIONS
+from ..search.types import IMAGE_TO_IMAGE, IMAGE_TO_TEXT, TEXT_TO_IMAGE, IndexSummary, Result
 from .delegates import QtResultDelegate
+from .menus import MenuHandlers, build_menus, result_context_menu
 from .models import QtResultsModel
 from .models.results_model import ResultRole
 from .session import QtSession, RuntimeFactory, folder_problem
@@ -22,10 +27,13 @@ from .widgets.progress import QtIndexProgress
 from .widgets.search_bar import QtSearchBar
 from .widgets.settings_dialog import AppSettings, QtSettingsDialog
 
+if TYPE_CHECKING:
+    from ..explanation import Explanation
+    from ..model.runtime import SFERuntime
+
 log = logging.getLogger(__name__)
 APP_NAME = "SFE Explorer"
 MAX_RECENT = 8
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif"}
 
 
 class QtMainWindow(QMainWindow):
@@ -123,9 +131,14 @@ class QtMainWindow(QMainWindow):
             self.restoreGeometry(geometry)
 
     def _build_menus(self) -> None:
-        from .menus import build_menus
-
-        build_menus(self)
+        self.actions = build_menus(self, self.menuBar(), MenuHandlers(
+            open_folder=self.open_folder_dialog, export_results=self.export_results,
+            reindex=lambda: self.session.start_indexing(), cancel_indexing=self.session.cancel_indexing,
+            open_settings=self.open_settings, quit=self.close,
+            find=lambda: (self.search_bar.setFocus(), self.search_bar.selectAll()), clear_search=self.clear_search,
+            set_theme=self.set_theme, toggle_dark=lambda: self.set_theme("light" if self.dark else "dark"),
+            toggle_explanation=lambda: self.explanation.setVisible(not self.explanation.isVisible())))
+        self._rebuild_recent_menu()
 
     def _set_grid_mode(self, grid: bool) -> None:
         self.delegate.caption_mode = not grid
@@ -167,7 +180,7 @@ class QtMainWindow(QMainWindow):
         self._status("Loading the model in the background…")
         self.session.load_runtime(self.prefs.checkpoint, self.prefs.device)
 
-    def _on_runtime_loaded(self, runtime: Any) -> None:
+    def _on_runtime_loaded(self, runtime: SFERuntime) -> None:
         device = str(getattr(runtime, "device", "cpu"))
         self.device_label.setText(f"Device: {device.upper()}")
         name = Path(self.prefs.checkpoint).name if self.prefs.checkpoint else "default"
@@ -221,7 +234,7 @@ class QtMainWindow(QMainWindow):
         self.model.resolve = getattr(coll, "thumbnail", None)  # the core's thumbnail cache
         self._status(f"Opened {folder}", 3000)
 
-    def _on_index_finished(self, summary: Any) -> None:
+    def _on_index_finished(self, summary: IndexSummary | None) -> None:
         self.progress.hide()
         if summary is None or getattr(summary, "cancelled", False):
             done = getattr(summary, "searchable", 0) if summary else 0
@@ -254,7 +267,7 @@ class QtMainWindow(QMainWindow):
         return [str(v) for v in (value or []) if v]
 
     def _rebuild_recent_menu(self) -> None:
-        menu = self.recent_menu
+        menu = self.actions.recent
         menu.clear()
         for folder in self.recent_folders():
             menu.addAction(folder, lambda f=folder: self.open_folder(f))
@@ -298,12 +311,17 @@ class QtMainWindow(QMainWindow):
         if self.message_bar.level in ("info", "warning"):
             self.message_bar.dismiss()
 
-    def _on_results(self, direction: str, query: str, results: list) -> None:
-        self._set_grid_mode(direction != "image->text")
+    def search_for(self, text: str) -> None:
+        """Put ``text`` in the search box and search for it."""
+        self.search_bar.setText(text)
+        self.search(text)
+
+    def _on_results(self, direction: str, query: str, results: list[Result]) -> None:
+        self._set_grid_mode(direction != IMAGE_TO_TEXT)
         self.model.set_results(results)
         self.explanation.show_placeholder("Select a result to see why it matched.")
-        what = {"text->image": f"photos for “{query}”", "image->text": f"captions for {Path(query).name}",
-                "image->image": f"photos similar to {Path(query).name}"}[direction]
+        what = {TEXT_TO_IMAGE: f"photos for “{query}”", IMAGE_TO_TEXT: f"captions for {Path(query).name}",
+                IMAGE_TO_IMAGE: f"photos similar to {Path(query).name}"}[direction]
         if not results:
             hint = " Indexing is still running; try again when it finishes." if self.session.indexing else ""
             self.results_label.setText(f"No {what}.")
@@ -322,12 +340,12 @@ class QtMainWindow(QMainWindow):
         self.explanation.show_placeholder("Computing the explanation…")
         self.session.explain(result)
 
-    def _on_explanation(self, result: Any, explanation: dict, image: Any) -> None:
-        if result.direction == "image->text":
+    def _on_explanation(self, result: Result, explanation: Explanation, image: np.ndarray | None) -> None:
+        if result.direction == IMAGE_TO_TEXT:
             title, query = result.caption or "", Path(result.query).name
         else:
             title = os.path.basename(result.path or "")
-            query = result.query if result.direction == "text->image" else Path(result.query).name
+            query = result.query if result.direction == TEXT_TO_IMAGE else Path(result.query).name
         self.explanation.set_explanation(
             explanation, image, f"<b>{title}</b> — score {result.score:.3f} (step 1: {result.step1:.3f}) "
                                 f"for “{query}”")
@@ -337,7 +355,7 @@ class QtMainWindow(QMainWindow):
         if result is not None and result.path:
             self.open_photo(result.path)
 
-    def current_result(self) -> Any:
+    def current_result(self) -> Result | None:
         return self.view.currentIndex().data(ResultRole)
 
     def open_photo(self, path: str) -> None:
@@ -353,11 +371,9 @@ class QtMainWindow(QMainWindow):
         self._status("Copied to the clipboard.", 3000)
 
     def _context_menu(self, pos) -> None:
-        from .menus import result_context_menu
-
         index = self.view.indexAt(pos)
         if index.isValid():
-            menu: QMenu = result_context_menu(self, index.data(ResultRole))
+            menu: QMenu = result_context_menu(self, self, index.data(ResultRole))
             menu.exec(self.view.viewport().mapToGlobal(pos))
 
     # -- export, settings, theme -----------------------------------------------------------------
@@ -404,7 +420,7 @@ class QtMainWindow(QMainWindow):
         self.qsettings.setValue("view/theme", self.theme)
         self.dark = apply_theme(QApplication.instance(), self.theme)
         self.explanation.set_dark(self.dark)
-        for action in getattr(self, "theme_actions", {}).values():
+        for action in self.actions.themes.values():
             action.setChecked(action.data() == self.theme)
 
     # -- drag and drop, close ------------------------------------------------------------------
@@ -422,7 +438,7 @@ class QtMainWindow(QMainWindow):
         """A dropped folder is opened; a dropped photo is searched for captions."""
         if os.path.isdir(path):
             self.open_folder(path)
-        elif Path(path).suffix.lower() in IMAGE_SUFFIXES:
+        elif Path(path).suffix.lower() in IMAGE_EXTENSIONS:
             self.find_captions(path)
         else:
             self.show_message(f"Drop a folder to open it, or a photo to find captions: {Path(path).name} is "

@@ -1,17 +1,25 @@
-"""Menus, shortcuts and the result context menu of :class:`~sfe_desktop.qt.main_window.QtMainWindow`."""
+"""Menus, shortcuts and the result context menu of the main window.
+
+:func:`build_menus` takes what each entry does (:class:`MenuHandlers`) and returns the actions it made
+(:class:`QtMenuActions`); it knows nothing of the window, which keeps the returned actions.
+"""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Callable, Protocol
 
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QMenu, QMessageBox
+from PySide6.QtWidgets import QMenu, QMenuBar, QMessageBox, QWidget
 
-if TYPE_CHECKING:
-    from .main_window import QtMainWindow
+from ..search.types import Result
+from .theme import THEMES
+
+THEME_LABELS = {"system": "Follow &system", "light": "&Light", "dark": "&Dark"}
 
 
-def _action(window, menu: QMenu, text: str, slot, shortcut=None, tip: str = "") -> QAction:
-    action = QAction(text, window)
+def _action(parent: QWidget, menu: QMenu, text: str, slot: Callable[[], object], shortcut=None,
+            tip: str = "") -> QAction:
+    action = QAction(text, parent)
     if shortcut is not None:
         action.setShortcut(QKeySequence(shortcut))
     if tip:
@@ -21,65 +29,105 @@ def _action(window, menu: QMenu, text: str, slot, shortcut=None, tip: str = "") 
     return action
 
 
-def build_menus(w: "QtMainWindow") -> None:
-    bar = w.menuBar()
+@dataclass
+class MenuHandlers:
+    """What the menu entries do."""
+
+    open_folder: Callable[[], object]
+    export_results: Callable[[], object]
+    reindex: Callable[[], object]
+    cancel_indexing: Callable[[], object]
+    open_settings: Callable[[], object]
+    quit: Callable[[], object]
+    find: Callable[[], object]
+    clear_search: Callable[[], object]
+    set_theme: Callable[[str], object]
+    toggle_dark: Callable[[], object]
+    toggle_explanation: Callable[[], object]
+
+
+@dataclass
+class QtMenuActions:
+    """The actions and submenus the window refers to later (shortcut tests, the recent-folders list, themes)."""
+
+    open: QAction
+    recent: QMenu
+    export: QAction
+    reindex: QAction
+    cancel: QAction
+    settings: QAction
+    find: QAction
+    clear: QAction
+    themes: dict[str, QAction]
+    toggle_dark: QAction
+
+
+def build_menus(parent: QWidget, bar: QMenuBar, h: MenuHandlers) -> QtMenuActions:
+    """Fill ``bar`` with the File, Edit, View and Help menus."""
     file_menu = bar.addMenu("&File")
-    w.open_action = _action(w, file_menu, "&Open folder…", w.open_folder_dialog, QKeySequence.Open,
-                            "Open and index a folder of photos")
-    w.recent_menu = file_menu.addMenu("Open &recent")
-    w._rebuild_recent_menu()
+    open_ = _action(parent, file_menu, "&Open folder…", h.open_folder, QKeySequence.Open,
+                    "Open and index a folder of photos")
+    recent = file_menu.addMenu("Open &recent")
     file_menu.addSeparator()
-    w.export_action = _action(w, file_menu, "&Export results…", w.export_results, "Ctrl+E",
-                              "Save the current results as CSV")
-    w.reindex_action = _action(w, file_menu, "Re-&index folder", lambda: w.session.start_indexing(),
-                               tip="Index new or changed photos of the open folder")
-    w.cancel_action = _action(w, file_menu, "&Cancel indexing", w.session.cancel_indexing)
+    export = _action(parent, file_menu, "&Export results…", h.export_results, "Ctrl+E", "Save the current results as CSV")
+    reindex = _action(parent, file_menu, "Re-&index folder", h.reindex, tip="Index new or changed photos of the open folder")
+    cancel = _action(parent, file_menu, "&Cancel indexing", h.cancel_indexing)
     file_menu.addSeparator()
-    w.settings_action = _action(w, file_menu, "&Settings…", w.open_settings, QKeySequence.Preferences)
+    settings = _action(parent, file_menu, "&Settings…", h.open_settings, QKeySequence.Preferences)
     file_menu.addSeparator()
-    _action(w, file_menu, "&Quit", w.close, QKeySequence.Quit)
+    _action(parent, file_menu, "&Quit", h.quit, QKeySequence.Quit)
 
     edit_menu = bar.addMenu("&Edit")
-    w.find_action = _action(w, edit_menu, "&Find", lambda: (w.search_bar.setFocus(), w.search_bar.selectAll()),
-                            QKeySequence.Find, "Focus the search box")
-    w.clear_action = _action(w, edit_menu, "C&lear search", w.clear_search, "Esc")
+    find = _action(parent, edit_menu, "&Find", h.find, QKeySequence.Find, "Focus the search box")
+    clear = _action(parent, edit_menu, "C&lear search", h.clear_search, "Esc")
 
     view_menu = bar.addMenu("&View")
     theme_menu = view_menu.addMenu("&Theme")
-    group = QActionGroup(w)
-    w.theme_actions = {}
-    for key, label in (("system", "Follow &system"), ("light", "&Light"), ("dark", "&Dark")):
-        action = _action(w, theme_menu, label, lambda k=key: w.set_theme(k))
+    group = QActionGroup(parent)
+    themes = {}
+    for key in THEMES:
+        action = _action(parent, theme_menu, THEME_LABELS[key], lambda k=key: h.set_theme(k))
         action.setCheckable(True)
         action.setData(key)
         group.addAction(action)
-        w.theme_actions[key] = action
-    w.toggle_dark_action = _action(w, view_menu, "Toggle &dark mode",
-                                   lambda: w.set_theme("light" if w.dark else "dark"), "Ctrl+Shift+D")
+        themes[key] = action
+    toggle_dark = _action(parent, view_menu, "Toggle &dark mode", h.toggle_dark, "Ctrl+Shift+D")
     view_menu.addSeparator()
-    _action(w, view_menu, "Show &explanation panel", lambda: w.explanation.setVisible(not w.explanation.isVisible()),
-            "F9")
+    _action(parent, view_menu, "Show &explanation panel", h.toggle_explanation, "F9")
 
     help_menu = bar.addMenu("&Help")
-    _action(w, help_menu, "&Keyboard shortcuts", lambda: QMessageBox.information(w, "Keyboard shortcuts", SHORTCUTS))
-    _action(w, help_menu, "&About", lambda: QMessageBox.about(w, "About SFE Explorer", ABOUT))
+    _action(parent, help_menu, "&Keyboard shortcuts",
+            lambda: QMessageBox.information(parent, "Keyboard shortcuts", SHORTCUTS))
+    _action(parent, help_menu, "&About", lambda: QMessageBox.about(parent, "About SFE Explorer", ABOUT))
+    return QtMenuActions(open_, recent, export, reindex, cancel, settings, find, clear, themes, toggle_dark)
 
 
-def result_context_menu(w: "QtMainWindow", result: Any) -> QMenu:
+class ResultActions(Protocol):
+    """What the result context menu asks of its window."""
+
+    def find_captions(self, photo: str) -> None: ...
+    def find_similar(self, photo: str) -> None: ...
+    def open_photo(self, path: str) -> None: ...
+    def copy_text(self, text: str) -> None: ...
+    def reveal(self, path: str) -> None: ...
+    def search_for(self, text: str) -> None: ...
+
+
+def result_context_menu(parent: QWidget, w: ResultActions, result: Result) -> QMenu:
     """Right-click menu of one result: search by it, copy it, show it in the file manager."""
-    menu = QMenu(w)
+    menu = QMenu(parent)
     if result.path:
-        _action(w, menu, "Find &captions", lambda: w.find_captions(result.path),
-                tip="Captions that describe this photo")
-        _action(w, menu, "Find &similar photos", lambda: w.find_similar(result.path))
+        path = result.path
+        _action(parent, menu, "Find &captions", lambda: w.find_captions(path), tip="Captions that describe this photo")
+        _action(parent, menu, "Find &similar photos", lambda: w.find_similar(path))
         menu.addSeparator()
-        _action(w, menu, "&Open photo", lambda: w.open_photo(result.path))
-        _action(w, menu, "Copy &path", lambda: w.copy_text(result.path))
-        _action(w, menu, "&Reveal in file manager", lambda: w.reveal(result.path))
+        _action(parent, menu, "&Open photo", lambda: w.open_photo(path))
+        _action(parent, menu, "Copy &path", lambda: w.copy_text(path))
+        _action(parent, menu, "&Reveal in file manager", lambda: w.reveal(path))
     if result.caption:
-        _action(w, menu, "Copy ca&ption", lambda: w.copy_text(result.caption))
-        _action(w, menu, "&Search for this caption",
-                lambda: (w.search_bar.setText(result.caption), w.search(result.caption)))
+        caption = result.caption
+        _action(parent, menu, "Copy ca&ption", lambda: w.copy_text(caption))
+        _action(parent, menu, "&Search for this caption", lambda: w.search_for(caption))
     return menu
 
 

@@ -2,8 +2,8 @@
 
 Building a figure and drawing it with Agg takes 100-300 ms on a slow CPU, too long for the UI thread. A view
 is given a *renderer*, ``renderer(width_px, height_px, dpi) -> plots.Rendered`` (pure matplotlib on a fresh
-``Figure`` + ``FigureCanvasAgg``), a picklable callable such as a ``functools.partial`` of a ``plots.render_*``
-function. It runs in the render process (:func:`render_process`), waited for by :func:`render_pool`'s one thread,
+``Figure`` + ``FigureCanvasAgg``, :mod:`sfe_desktop.explanation.plots`), a picklable callable such as a
+``functools.partial`` of a ``plots.render_*`` function. It runs in the render process (:func:`render_process`), waited for by :func:`render_pool`'s one thread,
 which hands back ``QImage`` layers that ``paintEvent`` only blits. The UI thread never draws a figure.
 
 Why a process: matplotlib is Python and NumPy code that takes and releases the GIL thousands of times per
@@ -33,8 +33,8 @@ from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtWidgets import QSizePolicy, QWidget
 from shiboken6 import isValid
 
-from . import plots
-from .plots import LIGHT, Rendered
+from ..explanation import plots
+from ..explanation.plots import DARK, LIGHT, Rendered
 
 log = logging.getLogger(__name__)
 Renderer = Callable[[int, int, float], Rendered]
@@ -194,8 +194,6 @@ class QtPlotView(QWidget):
         self._resize_timer.timeout.connect(self._kick)
 
     def set_dark(self, dark: bool) -> None:
-        from .plots import DARK
-
         self.theme = DARK if dark else LIGHT
 
     # -- requests ----------------------------------------------------------------------------------

@@ -8,43 +8,49 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 from PySide6.QtCore import QObject, QThreadPool, Signal
 
+from ..search.types import IMAGE_TO_IMAGE, IMAGE_TO_TEXT, TEXT_TO_IMAGE, Result
 from .workers import QtWorker
 
+if TYPE_CHECKING:  # the modules themselves load torch: imported where they are used, off the window's start
+    from ..explanation import Explanation
+    from ..model.runtime import SFERuntime
+    from ..search import Collection
+
 log = logging.getLogger(__name__)
-RuntimeFactory = Callable[[str | None, str], Any]
+RuntimeFactory = Callable[[str | None, str], "SFERuntime"]
 PREVIEW_SIZE = 768  # longest side of the photo under the attention heatmap
 
 
-def default_runtime_factory(checkpoint: str | None, device: str) -> Any:
+def default_runtime_factory(checkpoint: str | None, device: str) -> SFERuntime:
     from ..model.runtime import SFERuntime  # imported here: torch must not slow the window's start
 
     return SFERuntime.load(checkpoint, device=device)
 
 
-def _load_runtime(factory: RuntimeFactory, checkpoint: str | None, device: str) -> tuple[Any, bool]:
+def _load_runtime(factory: RuntimeFactory, checkpoint: str | None, device: str) -> tuple[SFERuntime, bool]:
     runtime = factory(checkpoint, device)
     import torch
 
     return runtime, bool(torch.cuda.is_available())
 
 
-def _open_collection(folder: str, runtime: Any) -> Any:
+def _open_collection(folder: str, runtime: SFERuntime) -> Collection:
     from ..search import Collection
 
     return Collection.open(folder, runtime)
 
 
-def _explain(collection: Any, result: Any) -> tuple[Any, dict, np.ndarray | None]:
+def _explain(collection: Collection, result: Result) -> tuple[Result, Explanation, np.ndarray | None]:
     from ..data.images import load_image
     from ..errors import ImageReadError
 
     explanation = collection.explain(result)
-    photo = result.path or (result.query if result.direction.startswith("image") else None)
+    photo = explanation.photo  # the image side of the pair: the hit, or the query photo
     image = None
     if photo:
         try:
@@ -68,7 +74,7 @@ class QtSession(QObject):
     index_failed = Signal(str)
     results_ready = Signal(str, str, list)  # direction, query, results
     search_failed = Signal(str)
-    explanation_ready = Signal(object, dict, object)  # result, explanation, image array or None
+    explanation_ready = Signal(object, object, object)  # Result, Explanation, image array or None
     explanation_failed = Signal(str)
 
     def __init__(self, runtime_factory: RuntimeFactory | None = None, parent=None):
@@ -76,10 +82,10 @@ class QtSession(QObject):
         self.runtime_factory = runtime_factory or default_runtime_factory
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(4)
-        self.runtime: Any = None
+        self.runtime: SFERuntime | None = None
         self.cuda_available: bool | None = None
         self.loading_runtime = False
-        self.collection: Any = None
+        self.collection: Collection | None = None
         self.folder: str | None = None
         self.pending_folder: str | None = None
         self._index_worker: QtWorker | None = None
@@ -128,7 +134,7 @@ class QtSession(QObject):
         self._run("runtime", _load_runtime, self.runtime_factory, checkpoint, device,
                   on_result=self._on_runtime, on_error=self._on_runtime_error)
 
-    def _on_runtime(self, value: tuple[Any, bool]) -> None:
+    def _on_runtime(self, value: tuple[SFERuntime, bool]) -> None:
         self.runtime, self.cuda_available = value
         self.loading_runtime = False
         self.runtime_loaded.emit(self.runtime)
@@ -152,7 +158,7 @@ class QtSession(QObject):
         self._run("open", _open_collection, folder, self.runtime,
                   on_result=self._on_opened, on_error=self.collection_failed.emit)
 
-    def _on_opened(self, collection: Any) -> None:
+    def _on_opened(self, collection: Collection) -> None:
         self.collection = collection
         self.collection_opened.emit(self.folder or "")
         self.start_indexing()
@@ -193,20 +199,20 @@ class QtSession(QObject):
 
     # -- queries -------------------------------------------------------------------------------
     def search_text(self, query: str, top: int) -> None:
-        self._query(self.collection.search_text, "text->image", query, query, top=top)
+        self._query(self.collection.search_text, TEXT_TO_IMAGE, query, query, top=top)
 
     def search_image(self, photo: str, top: int) -> None:
-        self._query(self.collection.search_image, "image->text", photo, photo, top=top)
+        self._query(self.collection.search_image, IMAGE_TO_TEXT, photo, photo, top=top)
 
     def similar(self, photo: str, top: int) -> None:
-        self._query(self.collection.similar, "image->image", photo, photo, top=top)
+        self._query(self.collection.similar, IMAGE_TO_IMAGE, photo, photo, top=top)
 
-    def _query(self, fn, direction: str, label: str, *args, **kwargs) -> None:
+    def _query(self, fn: Callable[..., list[Result]], direction: str, label: str, *args, **kwargs) -> None:
         self._generation["explain"] += 1
         self._run("search", fn, *args, **kwargs, on_error=self.search_failed.emit,
                   on_result=lambda results: self.results_ready.emit(direction, label, list(results)))
 
-    def explain(self, result: Any) -> None:
+    def explain(self, result: Result) -> None:
         self._run("explain", _explain, self.collection, result, on_error=self.explanation_failed.emit,
                   on_result=lambda value: self.explanation_ready.emit(*value))
 
@@ -227,7 +233,7 @@ class QtSession(QObject):
         return done
 
 
-def _close_quietly(collection: Any) -> None:
+def _close_quietly(collection: Collection) -> None:
     try:
         collection.close()
     except Exception:  # closing must never take the app down

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..catalog import Catalog
 from ..errors import SFEError
+from ..explanation import Explanation
 from ..index import ThumbnailCache, VectorStore
 from ..model.runtime import SFERuntime
 from ..settings import default_index_dir
@@ -154,7 +155,7 @@ class Collection:
         """Photos of the collection most similar to ``photo`` (inside the collection or not): Step 1 only."""
         return self._searcher.similar(photo, top)
 
-    def explain(self, result: Result) -> dict:
+    def explain(self, result: Result) -> Explanation:
         """Why a text->image or image->text result matched, from the cached query features and the stored patch
         features (no new search)."""
         return self._searcher.explain(result)

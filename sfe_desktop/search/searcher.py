@@ -18,16 +18,16 @@ from PIL import Image
 from ..catalog import FileRow
 from ..data.images import load_image
 from ..errors import SFEError
+from ..explanation import Explanation
 from ..model.features import ImageFeatures, TextFeatures
 from ..model.ranking import Ranked, rank_one, rerank_depth
 from ..model.runtime import SFERuntime
 from .state import IndexState
-from .types import IMAGE_TO_IMAGE, IMAGE_TO_TEXT, TEXT_TO_IMAGE, Result
+from .types import IMAGE_TO_IMAGE, IMAGE_TO_TEXT, PIXELS_QUERY, TEXT_TO_IMAGE, Result
 
 log = logging.getLogger(__name__)
 
 CACHE_SIZE = 32
-QUERY_PHOTO = "<image>"  # the query label of a photo given as pixels (no path)
 T = TypeVar("T")
 
 
@@ -65,7 +65,7 @@ class Searcher:
         """(features of one photo, its catalog row or None, query label): stored when the photo is indexed and
         unchanged, else encoded (and cached by path)."""
         if isinstance(photo, Image.Image):
-            return self._encode_image(photo.convert("RGB")), None, QUERY_PHOTO
+            return self._encode_image(photo.convert("RGB")), None, PIXELS_QUERY
         label = os.path.abspath(os.fspath(photo))
         row = self.state.row_of(label)
         if row is not None:
@@ -137,32 +137,17 @@ class Searcher:
         return [Result(n + 1, float(score), float(s1), IMAGE_TO_TEXT, label, caption=texts[idx[i]])
                 for n, (i, score, s1) in enumerate(zip(ranked.index, ranked.score, ranked.step1))]
 
-    def explain(self, result: Result) -> dict:
+    def explain(self, result: Result) -> Explanation:
         self.state.check()
         if result.direction == TEXT_TO_IMAGE:
             row = self.state.row_of(result.path) if result.path else None
             if row is None:
                 raise SFEError(f"{result.path} is no longer indexed; search again")
-            explanation = self.runtime.explain(self.text(result.query)[0], self.state.features([row])[0])
-            return _with_photo_path(explanation, result.path, "result photo")
+            return self.runtime.explain(self.text(result.query)[0], self.state.features([row])[0], photo=result.path)
         if result.direction == IMAGE_TO_TEXT:
-            if result.query == QUERY_PHOTO:
+            if result.query == PIXELS_QUERY:
                 raise SFEError("explanations need the query photo's path")
             feats, _, _ = self.photo(result.query)
-            explanation = self.runtime.explain(self.text(result.caption)[0], feats[0])
-            return _with_photo_path(explanation, os.path.abspath(os.fspath(result.query)), "query photo")
+            return self.runtime.explain(self.text(result.caption)[0], feats[0],
+                                        photo=os.path.abspath(os.fspath(result.query)), photo_label="query photo")
         raise SFEError("explanations exist for text->image and image->text results only")
-
-
-def _with_photo_path(explanation: dict, path: str, label: str) -> dict:
-    """Give the graph node of the explained photo (id ``result``, the image side of the pair: the hit of a
-    text->image search, the query photo of an image->text search) its file path, so a click opens it."""
-    graph = explanation.get("neighbours")
-    if graph:
-        nodes = [dict(node) for node in graph.get("nodes") or []]
-        for node in nodes:
-            if node.get("id") == "result" and node.get("kind") == "image":
-                node["path"] = path
-                node["label"] = label
-        explanation["neighbours"] = {**graph, "nodes": nodes}
-    return explanation

@@ -46,12 +46,12 @@ def test_search_explain_export(qtbot, make_window, photos, tmp_path):
     assert attention.result is not None and attention.result.overlay is not None
     drawn = attention.result.info["drawn"][0]  # what the render drew, described where it was drawn
     assert len(drawn["images"]) == 2
-    assert attention.result.info["heat"].shape == tuple(explanation["grid"])
-    assert panel.attention.word.count() == len(explanation["words"]) + 1
+    assert attention.result.info["heat"].shape == explanation.grid
+    assert panel.attention.word.count() == len(explanation.words) + 1
     panel.attention.word.setCurrentIndex(1)
     first_render = attention.result
     qtbot.waitUntil(lambda: panel.idle() and attention.result is not first_render, timeout=30000)
-    att = np.asarray(explanation["attention"])[0].reshape(explanation["grid"])
+    att = explanation.attention[0].reshape(explanation.grid)
     assert np.argmax(attention.result.info["heat"]) == np.argmax(att)
     before = attention.grab().toImage()
     panel.attention.opacity.setValue(20)  # composed on repaint, no new render
@@ -65,28 +65,28 @@ def test_search_explain_export(qtbot, make_window, photos, tmp_path):
 
     # 2. concepts: the co-occurrence matrix with the concept names as labels, and bars of what fired
     axes = panel.concepts.plot.result.info["drawn"]
-    names = explanation["concepts"]["names"]
+    names = explanation.concepts.names
     assert axes[0]["images"][0] == (len(names), len(names))
     assert axes[0]["yticklabels"][: len(names)] == [n[:18] for n in names] or names
     bars = sum(a["patches"] for a in axes[1:])
-    expected_bars = min(8, len(explanation["concepts"]["text"])) + min(8, len(explanation["concepts"]["image"]))
+    expected_bars = min(8, len(explanation.concepts.text)) + min(8, len(explanation.concepts.image))
     assert bars >= expected_bars > 0
 
     # 3. neighbour graph: one line per edge, one marker per node
     panel.tabs.setCurrentWidget(panel.graph)
     qtbot.waitUntil(lambda: panel.idle() and panel.graph.plot.result is not None, timeout=30000)
     gax = panel.graph.plot.result.info["drawn"][0]
-    nodes = explanation["neighbours"]["nodes"]
-    assert sum(gax["markers"]) == len([n for n in nodes if n["id"] in panel.graph.pixels]) == len(nodes)
-    assert gax["lines"] == len(explanation["neighbours"]["edges"])
+    nodes = explanation.neighbours.nodes
+    assert sum(gax["markers"]) == len([n for n in nodes if n.id in panel.graph.pixels]) == len(nodes)
+    assert gax["lines"] == len(explanation.neighbours.edges)
 
     # clicking a photo node opens the photo (the result node included); a click on empty space does not
-    photo_nodes = [n for n in nodes if n["kind"] in ("image", "query") and n.get("path")]
-    assert any(n["path"] == results[0].path for n in photo_nodes)
+    photo_nodes = [n for n in nodes if n.kind in ("image", "query") and n.path]
+    assert any(n.path == results[0].path for n in photo_nodes)
     for node in photo_nodes:
-        point = panel.graph.plot.image_to_widget(*panel.graph.pixels[node["id"]]).toPoint()
+        point = panel.graph.plot.image_to_widget(*panel.graph.pixels[node.id]).toPoint()
         qtbot.mouseClick(panel.graph.plot, Qt.LeftButton, pos=point)
-        assert window.opened_urls[-1] == node["path"]
+        assert window.opened_urls[-1] == node.path
     opened = len(window.opened_urls)
     qtbot.mouseClick(panel.graph.plot, Qt.LeftButton, pos=QPoint(2, 2))
     assert len(window.opened_urls) == opened
@@ -105,7 +105,7 @@ def test_search_explain_export(qtbot, make_window, photos, tmp_path):
     assert rows[0]["path"] == results[0].path and rows[0]["query"] == "a red dog"
 
     # Esc clears
-    window.clear_action.trigger()
+    window.actions.clear.trigger()
     assert window.model.rowCount() == 0 and window.search_bar.text() == ""
 
 
@@ -118,13 +118,15 @@ def test_find_captions_and_similar(qtbot, make_window, photos):
     assert window.view.viewMode() == window.view.ViewMode.ListMode
     assert window.model.index(0).data(Qt.DisplayRole) == captions[0].caption
     explanation = select_first(qtbot, window)
-    assert explanation["words"]
+    assert explanation.words
     assert window.explanation.attention.plot.result.info["drawn"][0]["images"]
 
     similar = run_search(qtbot, window, lambda: window.find_similar(photo))
     assert similar and all(r.path for r in similar)
     assert window.view.viewMode() == window.view.ViewMode.IconMode
-    menu = __import__("sfe_desktop.qt.menus", fromlist=["x"]).result_context_menu(window, similar[0])
+    from sfe_desktop.qt.menus import result_context_menu
+
+    menu = result_context_menu(window, window, similar[0])
     labels = [a.text().replace("&", "") for a in menu.actions() if a.text()]
     assert {"Find captions", "Find similar photos", "Copy path", "Reveal in file manager"} <= set(labels)
     next(a for a in menu.actions() if a.text().replace("&", "") == "Copy path").trigger()

@@ -28,14 +28,14 @@ def test_window_shows_before_model_loads(qtbot, make_window, tiny, photos):
 
 def test_shortcuts(make_window):
     window = make_window()
-    assert window.open_action.shortcut() == QKeySequence(QKeySequence.Open)
-    assert window.find_action.shortcut() == QKeySequence(QKeySequence.Find)
-    assert window.export_action.shortcut().toString() == "Ctrl+E"
-    assert window.clear_action.shortcut().toString() == "Esc"
+    assert window.actions.open.shortcut() == QKeySequence(QKeySequence.Open)
+    assert window.actions.find.shortcut() == QKeySequence(QKeySequence.Find)
+    assert window.actions.export.shortcut().toString() == "Ctrl+E"
+    assert window.actions.clear.shortcut().toString() == "Esc"
     window.search_bar.setText("something")
-    window.find_action.trigger()
+    window.actions.find.trigger()
     assert window.search_bar.selectedText() == "something"
-    window.clear_action.trigger()
+    window.actions.clear.trigger()
     assert window.search_bar.text() == ""
 
 
@@ -67,7 +67,7 @@ def test_themes(make_window):
     window.set_theme("dark")
     assert QApplication.palette().color(QPalette.Window).lightness() < 80
     assert window.explanation.attention.plot.theme["bg"] == "#2b2b2b"
-    window.toggle_dark_action.trigger()
+    window.actions.toggle_dark.trigger()
     assert window.theme == "light"
     assert QApplication.palette().color(QPalette.Window).lightness() > 180
     assert window.qsettings.value("view/theme") == "light"
@@ -80,7 +80,7 @@ def test_recent_folders(qtbot, make_window, photos, tmp_path):
     make_photos(other, 2)
     open_and_index(qtbot, window, other)
     assert window.recent_folders()[:2] == [str(other), str(photos)]
-    assert [a.text() for a in window.recent_menu.actions()][:2] == [str(other), str(photos)]
+    assert [a.text() for a in window.actions.recent.actions()][:2] == [str(other), str(photos)]
 
 
 def test_close_during_indexing_keeps_progress(qtbot, make_window, tmp_path, tiny):

@@ -38,6 +38,12 @@ def test_index_search_export_info(photos, tmp_path, capsys):
     rows = list(csv.DictReader(open(out_csv, encoding="utf-8", newline="")))
     assert len(rows) == 4 and rows[0]["direction"] == "text->image"
 
+    assert cli.main(["explain", str(photos), "a red dog", "--rank", "2"]) == 0
+    explained = json.loads(capsys.readouterr().out)
+    assert explained["photo"] == hits[1]["path"] and explained["words"] == ["a", "red", "dog"]
+    assert cli.main(["explain", str(photos), "--image", str(photos / "p0.jpg")]) == 0
+    assert json.loads(capsys.readouterr().out)["photo"] == str(photos / "p0.jpg")
+
     assert cli.main(["info", str(photos), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["indexed"] == 8 and info["skipped"] == 1 and info["device"] == "cpu"

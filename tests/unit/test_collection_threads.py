@@ -21,7 +21,7 @@ def _query_until(col, done: threading.Event, errors: list, counts: dict, allow_r
                 assert hit.path and hit.score == hit.score  # a real path, not NaN
                 col.thumbnail(hit)
                 e = col.explain(hit)
-                assert e["attention"].shape[1] == col.n_patches
+                assert e.attention.shape[1] == col.n_patches
             col.info()
         except SFEError as exc:  # the one expected error: a reset dropped the rows between two steps
             if not (allow_reset and "reset" in str(exc)):

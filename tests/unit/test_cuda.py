@@ -32,9 +32,9 @@ def test_runtime_on_cuda_matches_the_cpu(pair, photos):
     np.testing.assert_allclose(cpu.rerank_text(ta[0], a), gpu.rerank_text(tb[0], b), atol=2e-3)
     np.testing.assert_allclose(cpu.rerank_image(a[0], ta), gpu.rerank_image(b[0], tb), atol=2e-3)
     ea, eb = cpu.explain(ta[0], a[0]), gpu.explain(tb[0], b[0])
-    assert ea["words"] == eb["words"]
-    np.testing.assert_allclose(np.asarray(ea["attention"]), np.asarray(eb["attention"]), atol=2e-3)
-    json.dumps(eb, default=lambda o: np.asarray(o).tolist())  # plain data, no CUDA tensors inside
+    assert ea.words == eb.words
+    np.testing.assert_allclose(ea.attention, eb.attention, atol=2e-3)
+    json.loads(eb.to_json())  # plain data, no CUDA tensors inside
 
 
 def test_collection_indexes_and_searches_on_cuda(pair, photos, tmp_path):
@@ -54,7 +54,7 @@ def test_collection_indexes_and_searches_on_cuda(pair, photos, tmp_path):
         np.testing.assert_allclose([h.score for h in hits], [h.score for h in ref_hits], atol=2e-3)
         assert [c.caption for c in captions] == [c.caption for c in ref.search_image(photos / "p1.jpg", top=3)]
         assert [s.path for s in similar] == [s.path for s in ref.similar(photos / "p3.jpg", top=3)]
-    assert explanation["words"] and explanation["neighbours"]["nodes"]
+    assert explanation.words and explanation.neighbours.nodes
 
 
 def test_train_on_cuda_and_load_the_checkpoint_on_cpu(tmp_path):

@@ -50,15 +50,29 @@ def test_explanation_shapes_and_attention_rows_sum_to_one(rt):
     txt = rt.encode_texts(["a red dog near a tree"])
     e = rt.explain(txt, img)
     h, w = rt.grid
-    assert e["words"] == ["a", "red", "dog", "near", "a", "tree"]
-    assert e["attention"].shape == (len(e["words"]), h * w)
-    np.testing.assert_allclose(e["attention"].sum(1), 1.0, atol=1e-5)
-    names = e["concepts"]["names"]
-    assert names and e["concepts"]["cooccurrence"].shape == (len(names), len(names))
-    assert all(c["name"] in rt.concept_names for c in e["concepts"]["image"] + e["concepts"]["text"])
-    ids = {n["id"] for n in e["neighbours"]["nodes"]}
+    assert e.words == ["a", "red", "dog", "near", "a", "tree"] and e.grid == (h, w)
+    assert e.attention.shape == (len(e.words), h * w)
+    np.testing.assert_allclose(e.attention.sum(1), 1.0, atol=1e-5)
+    names = e.concepts.names
+    assert names and e.concepts.cooccurrence.shape == (len(names), len(names))
+    assert all(c.name in rt.concept_names for c in e.concepts.image + e.concepts.text)
+    ids = {n.id for n in e.neighbours.nodes}
     assert "query" in ids and len(ids) > 2
-    assert all(ed["source"] in ids and ed["target"] in ids for ed in e["neighbours"]["edges"])
+    assert all(ed.source in ids and ed.target in ids for ed in e.neighbours.edges)
+    assert e.photo is None and e.neighbours.node("result").path is None
+
+
+def test_explanation_json_is_strict(rt):
+    img = rt.encode_images(torch.rand(1, 3, rt.image_size, rt.image_size))
+    e = rt.explain(rt.encode_texts(["a red dog"]), img, photo="/photos/dog.jpg")
+    e.attention[0, 0] = np.nan  # a number JSON cannot hold
+    data = json.loads(e.to_json())
+    assert data["attention"][0][0] is None and len(data["attention"]) == len(e.words)
+    assert data["photo"] == "/photos/dog.jpg" and data["grid"] == list(rt.grid)
+    result = next(n for n in data["neighbours"]["nodes"] if n["id"] == "result")
+    assert result["path"] == "/photos/dog.jpg" and result["label"] == "result photo"
+    assert set(data["concepts"]) == {"image", "text", "names", "cooccurrence"}
+    assert "NaN" not in e.to_json() and data == json.loads(json.dumps(e.to_dict(), allow_nan=False))
 
 
 def test_wordpieces_merge_into_words_and_rows_stay_distributions():

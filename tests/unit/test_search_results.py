@@ -67,28 +67,26 @@ def test_explain_without_new_search(col, photos, monkeypatch):
     monkeypatch.setattr(col.runtime, "encode_texts", lambda t: calls.append(t))  # must not be needed
     e = col.explain(result)
     assert not calls
-    assert e["grid"] == list(col.runtime.grid) and e["attention"].shape[1] == col.runtime.grid[0] * col.runtime.grid[1]
+    assert e.grid == col.runtime.grid and e.attention.shape[1] == col.runtime.grid[0] * col.runtime.grid[1]
     monkeypatch.undo()
     cap = col.search_image(photos / "p0.jpg", top=1)[0]
-    assert set(col.explain(cap)) >= {"score", "words", "concepts", "neighbours"}
+    assert col.explain(cap).words
     with pytest.raises(SFEError):
         col.explain(Result(1, 1.0, 1.0, "image->image", "q", path=str(photos / "p1.jpg")))
 
 
-def test_explained_photo_node_has_its_path(col, photos):
-    """The graph node of the explained photo carries its path (the GUI opens it on click)."""
-    def photo_nodes(e):
-        return [n for n in e["neighbours"]["nodes"] if n["id"] == "result"]
-
+def test_explained_photo_is_named_in_the_explanation(col, photos):
+    """The explanation names the explained photo's file, and so does its graph node (the GUI opens it on click)."""
     hit = col.search_text("a blue car", top=1)[0]
-    (node,) = photo_nodes(col.explain(hit))
-    assert node["kind"] == "image" and node["path"] == hit.path and node["label"] == "result photo"
+    e = col.explain(hit)
+    node = e.neighbours.node("result")
+    assert e.photo == hit.path and node.kind == "image" and node.path == hit.path and node.label == "result photo"
     query = photos / "p0.jpg"
     cap = col.search_image(query, top=1)[0]
     e = col.explain(cap)
-    (node,) = photo_nodes(e)  # image->text: the image side of the pair is the query photo
-    assert node["kind"] == "image" and node["path"] == str(query) and node["label"] == "query photo"
-    assert all(n["path"] is None for n in e["neighbours"]["nodes"] if n["id"] != "result")
+    node = e.neighbours.node("result")  # image->text: the image side of the pair is the query photo
+    assert e.photo == str(query) and node.path == str(query) and node.label == "query photo"
+    assert all(n.path is None for n in e.neighbours.nodes if n.id != "result")
 
 
 def test_thumbnails_cached(col, photos):

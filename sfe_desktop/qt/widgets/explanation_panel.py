@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSlider, QStackedWidget, QTabWidget, QVBoxLayout,
                                QWidget)
 
-from .. import plots
+from ...explanation import Explanation, GraphNode, plots
 from ..plot_canvas import QtPlotView
 
 CLICK_RADIUS = 16  # widget pixels around a node centre that count as a click on it
@@ -39,18 +39,18 @@ class QtAttentionView(QWidget):
         lay = QVBoxLayout(self)
         lay.addLayout(bar)
         lay.addWidget(self.plot, 1)
-        self.explanation: dict | None = None
+        self.explanation: Explanation | None = None
         self.image: np.ndarray | None = None
         self.plot.set_overlay_opacity(self.opacity.value() / 100.0)
         self.word.currentIndexChanged.connect(lambda *_: self.redraw(keep_image=True))
         self.opacity.valueChanged.connect(lambda value: self.plot.set_overlay_opacity(value / 100.0))
 
-    def set_data(self, explanation: dict, image: np.ndarray | None) -> None:
+    def set_data(self, explanation: Explanation, image: np.ndarray | None) -> None:
         self.explanation, self.image = explanation, image
         self.word.blockSignals(True)
         self.word.clear()
         self.word.addItem("All words", None)
-        for i, w in enumerate(explanation.get("words") or []):
+        for i, w in enumerate(explanation.words):
             self.word.addItem(w, i)
         self.word.blockSignals(False)
         self.redraw()
@@ -74,21 +74,21 @@ class QtConceptsView(QWidget):
         lay = QVBoxLayout(self)
         lay.addWidget(self.plot, 1)
         lay.addWidget(self.summary)
-        self.explanation: dict | None = None
+        self.explanation: Explanation | None = None
 
-    def set_data(self, explanation: dict) -> None:
+    def set_data(self, explanation: Explanation) -> None:
         self.explanation = explanation
         self.redraw()
-        concepts = explanation.get("concepts") or {}
 
-        def names(key):
-            return ", ".join(f"{c['name']} ({float(c['weight']):.2f})" for c in concepts.get(key) or []) or "none"
+        def names(fired) -> str:
+            return ", ".join(f"{c.name} ({float(c.weight):.2f})" for c in fired) or "none"
 
-        self.summary.setText(f"<b>Query:</b> {names('text')}<br><b>Photo:</b> {names('image')}")
+        concepts = explanation.concepts
+        self.summary.setText(f"<b>Query:</b> {names(concepts.text)}<br><b>Photo:</b> {names(concepts.image)}")
 
     def redraw(self, keep_image: bool = False) -> None:
         if self.explanation is not None:
-            args = (self.explanation, self.plot.theme)
+            args = (self.explanation.concepts, self.plot.theme)
             self.plot.set_renderer(partial(plots.render_concepts, *args), keep_image)
 
 
@@ -104,7 +104,7 @@ class QtGraphView(QWidget):
         self.plot = QtPlotView(self)
         lay = QVBoxLayout(self)
         lay.addWidget(self.plot, 1)
-        self.explanation: dict | None = None
+        self.explanation: Explanation | None = None
         self.plot.clicked.connect(self._on_click)
 
     @property
@@ -113,24 +113,24 @@ class QtGraphView(QWidget):
         result = self.plot.result
         return result.info.get("pixels", {}) if result is not None else {}
 
-    def set_data(self, explanation: dict) -> None:
+    def set_data(self, explanation: Explanation) -> None:
         self.explanation = explanation
         self.redraw()
 
     def redraw(self, keep_image: bool = False) -> None:
         if self.explanation is not None:
-            args = (self.explanation, self.plot.theme)
+            args = (self.explanation.neighbours, self.plot.theme)
             self.plot.set_renderer(partial(plots.render_graph, *args), keep_image)
 
-    def node_at(self, x: float, y: float, radius: float | None = None) -> dict | None:
+    def node_at(self, x: float, y: float, radius: float | None = None) -> GraphNode | None:
         """The node nearest to image pixel (x, y) within ``radius`` pixels (default: CLICK_RADIUS widget px)."""
         if radius is None:
             radius = CLICK_RADIUS * self.plot.pixel_scale()
         best, best_d = None, radius
         pixels = self.pixels
-        for node in (self.explanation or {}).get("neighbours", {}).get("nodes", []):
-            if node["id"] in pixels:
-                nx, ny = pixels[node["id"]]
+        for node in self.explanation.neighbours.nodes if self.explanation else []:
+            if node.id in pixels:
+                nx, ny = pixels[node.id]
                 d = math.hypot(nx - x, ny - y)
                 if d <= best_d:
                     best, best_d = node, d
@@ -138,8 +138,8 @@ class QtGraphView(QWidget):
 
     def _on_click(self, point) -> None:
         node = self.node_at(point.x(), point.y())
-        if node and node.get("kind") in ("image", "query") and node.get("path"):
-            self.photo_clicked.emit(node["path"])
+        if node and node.kind in ("image", "query") and node.path:
+            self.photo_clicked.emit(node.path)
 
 
 class QtExplanationPanel(QWidget):
@@ -174,7 +174,7 @@ class QtExplanationPanel(QWidget):
         self.placeholder.setText(text)
         self.stack.setCurrentWidget(self.placeholder)
 
-    def set_explanation(self, explanation: dict, image: np.ndarray | None, title: str = "") -> None:
+    def set_explanation(self, explanation: Explanation, image: np.ndarray | None, title: str = "") -> None:
         self.title.setText(title)
         self.attention.set_data(explanation, image)
         self.concepts.set_data(explanation)

@@ -1,8 +1,8 @@
 """Draw the three explanation views onto matplotlib ``Figure`` objects (no pyplot, no Qt).
 
-``draw_*`` take the core's explanation dict (schema in docs/architecture.md) and only draw it. ``render_*``
+``draw_*`` take a part of an :class:`~sfe_desktop.explanation.Explanation` and only draw it. ``render_*``
 build a fresh ``Figure`` on a ``FigureCanvasAgg`` and return its pixels (:class:`Rendered`); the Qt layer
-calls them on its render thread. Every matplotlib build and draw in the app holds :data:`DRAW_LOCK`:
+calls them in its render process (``qt/plot_canvas.py``), or on its render thread. Every matplotlib build and draw in the app holds :data:`DRAW_LOCK`:
 matplotlib (its FreeType font cache in particular) is not thread-safe, and two threads drawing text at once
 crashed CPython ("none_dealloc").
 """
@@ -14,11 +14,13 @@ import textwrap
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Iterator
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from .types import Concepts, Explanation, GraphEdge, GraphNode, NeighbourGraph
 
 LIGHT = {"bg": "#ffffff", "fg": "#202124", "grid": "#9aa0a6"}
 DARK = {"bg": "#2b2b2b", "fg": "#e8e8e8", "grid": "#8a8a8a"}
@@ -50,10 +52,10 @@ def _message(fig: Figure, text: str, theme: dict) -> None:
     _finish(fig, theme)
 
 
-def word_heat(explanation: dict, word: int | None) -> np.ndarray:
+def word_heat(explanation: Explanation, word: int | None) -> np.ndarray:
     """The (h, w) attention map of query word ``word`` (None: mean over all words), scaled to [0, 1]."""
-    att = np.asarray(explanation["attention"], dtype=np.float32)
-    h, w = explanation["grid"]
+    att = np.asarray(explanation.attention, dtype=np.float32)
+    h, w = explanation.grid
     if att.ndim == 1:
         att = att[None]
     heat = att.mean(axis=0) if word is None or not 0 <= word < len(att) else att[word]
@@ -62,11 +64,11 @@ def word_heat(explanation: dict, word: int | None) -> np.ndarray:
     return (heat - lo) / (hi - lo) if hi > lo else np.zeros_like(heat)
 
 
-def draw_attention(fig: Figure, explanation: dict, image: np.ndarray | None, word: int | None = None,
+def draw_attention(fig: Figure, explanation: Explanation, image: np.ndarray | None, word: int | None = None,
                    opacity: float = 0.5, theme: dict = LIGHT) -> None:
     """The photo with the word-to-patch attention of ``word`` (or all words) as a heatmap overlay."""
-    words = explanation.get("words") or []
-    if np.asarray(explanation.get("attention", [])).size == 0:
+    words = explanation.words
+    if np.asarray(explanation.attention).size == 0:
         _message(fig, "No attention for this pair (the query has no words the model knows).", theme)
         return
     fig.clear()
@@ -86,21 +88,20 @@ def draw_attention(fig: Figure, explanation: dict, image: np.ndarray | None, wor
     ax.set_xticks([])
     ax.set_yticks([])
     label = "all words" if word is None or not 0 <= word < len(words) else f"“{words[word]}”"
-    ax.set_title(f"Where the model looks for {label}  ·  score {explanation.get('score', 0):.3f}", fontsize=10)
+    ax.set_title(f"Where the model looks for {label}  ·  score {explanation.score:.3f}", fontsize=10)
     _finish(fig, theme)
 
 
-def draw_concepts(fig: Figure, explanation: dict, theme: dict = LIGHT) -> None:
+def draw_concepts(fig: Figure, concepts: Concepts, theme: dict = LIGHT) -> None:
     """Co-occurrence matrix of the fired concepts (labelled heatmap) beside bar lists of what fired."""
-    concepts = explanation.get("concepts") or {}
-    names = list(concepts.get("names") or [])
+    names = list(concepts.names)
     if not names:
         _message(fig, "No concepts fired for this query and photo.", theme)
         return
     fig.clear()
     grid = fig.add_gridspec(2, 2, height_ratios=[3, 2])
     ax = fig.add_subplot(grid[0, :])
-    mat = np.asarray(concepts.get("cooccurrence"), dtype=np.float32).reshape(len(names), len(names))
+    mat = np.asarray(concepts.cooccurrence, dtype=np.float32).reshape(len(names), len(names))
     im = ax.imshow(mat, cmap="viridis")
     ax.set_xticks(range(len(names)), [textwrap.shorten(n, 14, placeholder="…") for n in names],
                   rotation=45, ha="right", fontsize=8)
@@ -112,13 +113,13 @@ def draw_concepts(fig: Figure, explanation: dict, theme: dict = LIGHT) -> None:
                     color="black" if v > cut else "white")
     ax.set_title("Concept co-occurrence", fontsize=10)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
-    for row, (key, title, colour) in enumerate([("text", "Fired for the query", KIND_STYLE["text"][0]),
-                                                 ("image", "Fired for the photo", KIND_STYLE["image"][0])]):
+    for row, (fired, title, colour) in enumerate([(concepts.text, "Fired for the query", KIND_STYLE["text"][0]),
+                                                   (concepts.image, "Fired for the photo", KIND_STYLE["image"][0])]):
         bar_ax = fig.add_subplot(grid[1, row])
-        items = sorted(concepts.get(key) or [], key=lambda c: -float(c["weight"]))[:8]
+        items = sorted(fired, key=lambda c: -float(c.weight))[:8]
         if items:
-            labels = [textwrap.shorten(c["name"], 18, placeholder="…") for c in items][::-1]
-            bar_ax.barh(labels, [float(c["weight"]) for c in items][::-1], color=colour)
+            labels = [textwrap.shorten(c.name, 18, placeholder="…") for c in items][::-1]
+            bar_ax.barh(labels, [float(c.weight) for c in items][::-1], color=colour)
             bar_ax.tick_params(axis="y", labelsize=8)
             bar_ax.tick_params(axis="x", labelsize=7)
         else:
@@ -130,17 +131,17 @@ def draw_concepts(fig: Figure, explanation: dict, theme: dict = LIGHT) -> None:
     _finish(fig, theme)
 
 
-def graph_layout(nodes: list[dict], edges: list[dict]) -> dict[str, tuple[float, float]]:
+def graph_layout(nodes: list[GraphNode], edges: list[GraphEdge]) -> dict[str, tuple[float, float]]:
     """Radial tree layout: the query at the centre, each node on the ring of its hop distance from the query
     (breadth-first, ring k at radius k), inside an angular sector that grows with the leaves below it;
     unreachable nodes on the outermost ring."""
-    ids = [n["id"] for n in nodes]
+    ids = [n.id for n in nodes]
     if not ids:
         return {}
-    query = next((n["id"] for n in nodes if n["kind"] == "query"), ids[0])
+    query = next((n.id for n in nodes if n.kind == "query"), ids[0])
     adjacent: dict[str, list[str]] = {i: [] for i in ids}
-    for e in sorted(edges, key=lambda e: -float(e.get("weight", 0))):
-        a, b = e["source"], e["target"]
+    for e in sorted(edges, key=lambda e: -float(e.weight)):
+        a, b = e.source, e.target
         if a in adjacent and b in adjacent and a != b:
             adjacent[a].append(b)
             adjacent[b].append(a)
@@ -178,51 +179,48 @@ def graph_layout(nodes: list[dict], edges: list[dict]) -> dict[str, tuple[float,
     return pos
 
 
-def node_label(node: dict, width: int = 22) -> str:
-    label = node.get("label") or (os.path.basename(node["path"]) if node.get("path") else node["id"])
+def node_label(node: GraphNode, width: int = 22) -> str:
+    label = node.label or (os.path.basename(node.path) if node.path else node.id)
     return textwrap.shorten(str(label), width, placeholder="…")
 
 
-def draw_graph(fig: Figure, explanation: dict, theme: dict = LIGHT) -> dict[str, tuple[float, float]]:
+def draw_graph(fig: Figure, graph: NeighbourGraph, theme: dict = LIGHT) -> dict[str, tuple[float, float]]:
     """The neighbour graph: query, neighbours and cross-modal partners with weighted edges.
 
     Returns the node positions (data coordinates) so a click can be mapped back to a node.
     """
-    graph = explanation.get("neighbours") or {}
-    nodes: list[dict[str, Any]] = list(graph.get("nodes") or [])
-    edges: list[dict[str, Any]] = list(graph.get("edges") or [])
+    nodes, edges = list(graph.nodes), list(graph.edges)
     if not nodes:
         _message(fig, "No neighbours to show.", theme)
         return {}
     fig.clear()
     ax = fig.add_subplot(1, 1, 1)
     pos = graph_layout(nodes, edges)
-    weights = [float(e["weight"]) for e in edges] or [1.0]
+    weights = [float(e.weight) for e in edges] or [1.0]
     wmin, wmax = min(weights), max(weights)
     for e in edges:
-        if e["source"] not in pos or e["target"] not in pos:
+        if e.source not in pos or e.target not in pos:
             continue
-        (x0, y0), (x1, y1) = pos[e["source"]], pos[e["target"]]
-        rel = (float(e["weight"]) - wmin) / (wmax - wmin) if wmax > wmin else 1.0
+        (x0, y0), (x1, y1) = pos[e.source], pos[e.target]
+        rel = (float(e.weight) - wmin) / (wmax - wmin) if wmax > wmin else 1.0
         ax.plot([x0, x1], [y0, y1], color=theme["grid"], linewidth=0.8 + 3.2 * rel, zorder=1)
         if len(edges) <= 40:
-            ax.text((x0 + x1) / 2, (y0 + y1) / 2, f"{float(e['weight']):.2f}", fontsize=7, ha="center",
+            ax.text((x0 + x1) / 2, (y0 + y1) / 2, f"{float(e.weight):.2f}", fontsize=7, ha="center",
                     va="center", color=theme["fg"], zorder=3,
                     bbox={"boxstyle": "round,pad=0.15", "fc": theme["bg"], "ec": "none", "alpha": 0.8})
     groups = [("query", None, "query"), ("image", True, "photo (click to open)"),
               ("image", False, "training photo (no file here)"), ("text", None, "caption")]
     for kind, openable, label in groups:
         colour, marker, size = KIND_STYLE[kind]
-        members = [n for n in nodes if n["kind"] == kind and n["id"] in pos
-                   and (openable is None or bool(n.get("path")) == openable)]
+        members = [n for n in nodes if n.kind == kind and n.id in pos and (openable is None or bool(n.path) == openable)]
         if not members:
             continue
-        xs, ys = zip(*(pos[n["id"]] for n in members))
+        xs, ys = zip(*(pos[n.id] for n in members))
         style = ({"facecolors": "none", "edgecolors": colour, "linewidths": 1.6} if openable is False  # hollow:
                  else {"c": colour, "edgecolors": theme["fg"], "linewidths": 0.6})  # nothing to open behind it
         ax.scatter(xs, ys, s=size, marker=marker, zorder=2, label=label, **style)
         for n in members:
-            x, y = pos[n["id"]]
+            x, y = pos[n.id]
             ax.annotate(node_label(n, 20), (x, y), xytext=(0, -11 if y <= 0 else 10), textcoords="offset points",
                         ha="center", va="top" if y <= 0 else "bottom", fontsize=7.5, color=theme["fg"], zorder=4)
     ax.margins(0.15)
@@ -274,7 +272,7 @@ def _pixels(fig: Figure) -> np.ndarray:
     return np.array(fig.canvas.buffer_rgba(), dtype=np.uint8)  # a copy: the canvas buffer is reused
 
 
-def render_attention(explanation: dict, image: np.ndarray | None, word: int | None, theme: dict,
+def render_attention(explanation: Explanation, image: np.ndarray | None, word: int | None, theme: dict,
                      width_px: int, height_px: int, dpi: float = 100.0) -> Rendered:
     """The attention figure without the heatmap (``rgba``) and the heatmap alone at full opacity
     (``overlay``, transparent elsewhere, same layout): ``rgba`` + opacity x ``overlay`` is what
@@ -300,18 +298,18 @@ def render_attention(explanation: dict, image: np.ndarray | None, word: int | No
     return Rendered(base, fig, overlay, info)
 
 
-def render_concepts(explanation: dict, theme: dict, width_px: int, height_px: int,
+def render_concepts(concepts: Concepts, theme: dict, width_px: int, height_px: int,
                     dpi: float = 100.0) -> Rendered:
     with agg_figure(width_px, height_px, dpi) as fig:
-        draw_concepts(fig, explanation, theme)
+        draw_concepts(fig, concepts, theme)
         return Rendered(_pixels(fig), fig)
 
 
-def render_graph(explanation: dict, theme: dict, width_px: int, height_px: int, dpi: float = 100.0) -> Rendered:
+def render_graph(graph: NeighbourGraph, theme: dict, width_px: int, height_px: int, dpi: float = 100.0) -> Rendered:
     """The neighbour graph; ``info["pixels"]`` maps node id -> (x, y) in image pixels (origin top left)
     and ``info["positions"]`` node id -> data coordinates."""
     with agg_figure(width_px, height_px, dpi) as fig:
-        pos = draw_graph(fig, explanation, theme)
+        pos = draw_graph(fig, graph, theme)
         rgba = _pixels(fig)
         pixels: dict[str, tuple[float, float]] = {}
         if pos and fig.axes:
@@ -343,4 +341,4 @@ def detached(renderer, width_px: int, height_px: int, dpi: float = 100.0) -> Ren
 
 def warm_up() -> None:
     """Load matplotlib's fonts and Agg once (the render process runs this when it starts)."""
-    render_graph({"neighbours": {"nodes": [], "edges": []}}, LIGHT, 320, 240)
+    render_graph(NeighbourGraph(), LIGHT, 320, 240)
