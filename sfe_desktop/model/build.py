@@ -7,7 +7,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .corpus import caption_concepts, cooccurrence, mine_concepts, prototypes
+from .corpus import Corpus, caption_concepts, cooccurrence, mine_concepts, prototypes
 from .features import cached_text_lower, encode_images_lower, encode_texts_lower
 from .sfe import SFEModel
 
@@ -62,8 +62,9 @@ def refresh_memory(model: SFEModel, image_lower, text_lower: dict, cap_img: Sequ
 
 
 def build_corpus_state(model: SFEModel, captions: Sequence[str], cap_img: Sequence[int], images: Sequence[str],
-                       image_batches=None, image_lower=None, text_lower: dict | None = None) -> dict:
-    """Set every corpus buffer of ``model`` and return the JSON metadata the checkpoint keeps."""
+                       image_batches=None, image_lower=None, text_lower: dict | None = None) -> tuple[dict, Corpus]:
+    """Set every corpus buffer of ``model``; return the checkpoint metadata (the concept vocabulary) and the
+    corpus."""
     from ..data.features import text_lower_features
 
     vocab, per_caption = init_concepts(model, captions)
@@ -73,5 +74,4 @@ def build_corpus_state(model: SFEModel, captions: Sequence[str], cap_img: Sequen
     if text_lower is None:
         text_lower = text_lower_features(model.text, captions)
     refresh_memory(model, image_lower, text_lower, cap_img, per_caption)
-    return {"concepts": vocab, "captions": list(captions), "caption_image": list(map(int, cap_img)),
-            "images": list(images)}
+    return {"concepts": vocab}, Corpus(list(captions), [int(i) for i in cap_img], list(images))

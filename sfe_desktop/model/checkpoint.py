@@ -1,22 +1,35 @@
-"""Checkpoints: a directory with ``config.json`` (architecture, vocabulary, corpus texts, training
-record) and ``model.safetensors`` (tensors). Loading never unpickles anything.
+"""Checkpoints: a folder of three files, written by :func:`save_checkpoint`. Loading never unpickles anything.
 
-Only what the backbone packages cannot restore is saved: the fine-tuned top of each tower, the heads,
-the cues, the re-ranker and the corpus buffers (float16)."""
+* ``config.json``: format and layout version, the model's architecture (``"model"``: :class:`ModelConfig`), the
+  concept vocabulary, the training record and metrics;
+* ``corpus.json``: the training captions, the photo of each caption and the photo names (:class:`Corpus`);
+* ``model.safetensors``: the tensors. Only what the backbone packages cannot restore is saved: the fine-tuned
+  top of each tower, the heads, the cues, the re-ranker and the corpus buffers (float16).
+
+Layout versions: 1 kept the corpus inside ``config.json``; 2 (written now) gives it its own file. Older layouts
+are read through :data:`MIGRATIONS`, one step per version; :func:`upgrade_checkpoint` rewrites a folder in the
+current layout. The checkpoint id (what an index records) hashes every file of the folder's layout.
+"""
 from __future__ import annotations
 
 import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from ..errors import CheckpointError
-from .config import CHECKPOINT_VERSION, ModelConfig
+from .config import ModelConfig
+from .corpus import Corpus
 from .sfe import CORPUS_BUFFERS, SFEModel
 
 FORMAT = "sfe-desktop-checkpoint"
+FORMAT_VERSION = 2
+CONFIG_FILE = "config.json"
+CORPUS_FILE = "corpus.json"
+WEIGHTS_FILE = "model.safetensors"
 HALF_KEYS = {"mem_img", "mem_txt", "proto_img", "proto_txt"}
 
 
@@ -37,8 +50,16 @@ def _saved_keys(model: SFEModel) -> list[str]:
     return keys
 
 
-def save_checkpoint(model: SFEModel, directory: str | Path, meta: dict) -> Path:
-    """Write ``directory/config.json`` and ``directory/model.safetensors`` (atomically, by rename)."""
+def _write_json(path: Path, data: dict, indent: int | None) -> Path:
+    """Write ``path.part`` (to be renamed over ``path`` by the caller); returns it."""
+    part = path.with_name(path.name + ".part")
+    part.write_text(json.dumps(data, indent=indent), encoding="utf-8")
+    return part
+
+
+def save_checkpoint(model: SFEModel, directory: str | Path, meta: dict, corpus: Corpus) -> Path:
+    """Write the three files of ``directory`` (each atomically, by rename; ``config.json`` last). ``meta``: the
+    JSON to keep beside the architecture (concepts, training record, metrics)."""
     from safetensors.torch import save_file
 
     directory = Path(directory)
@@ -50,47 +71,97 @@ def save_checkpoint(model: SFEModel, directory: str | Path, meta: dict) -> Path:
         if k in HALF_KEYS:
             t = t.half()
         tensors[k] = t.contiguous()
-    config = {"format": FORMAT, "version": CHECKPOINT_VERSION, "model": model.cfg.to_dict(), **meta}
-    tmp_w, tmp_c = directory / "model.safetensors.part", directory / "config.json.part"
-    save_file(tensors, str(tmp_w))
-    tmp_c.write_text(json.dumps(config, indent=1), encoding="utf-8")
-    os.replace(tmp_w, directory / "model.safetensors")
-    os.replace(tmp_c, directory / "config.json")
+    config = {**meta, "format": FORMAT, "version": FORMAT_VERSION, "model": model.cfg.to_dict()}
+    weights = directory / (WEIGHTS_FILE + ".part")
+    save_file(tensors, str(weights))
+    parts = [(weights, directory / WEIGHTS_FILE),
+             (_write_json(directory / CORPUS_FILE, corpus.to_dict(), None), directory / CORPUS_FILE),
+             (_write_json(directory / CONFIG_FILE, config, 1), directory / CONFIG_FILE)]
+    for part, target in parts:
+        os.replace(part, target)
     return directory
 
 
+def _layout_files(directory: Path) -> list[str]:
+    return [n for n in (CONFIG_FILE, CORPUS_FILE, WEIGHTS_FILE) if (directory / n).is_file()]
+
+
 def checkpoint_id(directory: str | Path) -> str:
+    """Content hash of the checkpoint's files (those of its layout that exist)."""
+    directory = Path(directory)
     h = hashlib.sha256()
-    for name in ("config.json", "model.safetensors"):
-        with open(Path(directory) / name, "rb") as fh:
+    for name in _layout_files(directory):
+        with open(directory / name, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 h.update(chunk)
     return h.hexdigest()[:16]
 
 
-def read_config(directory: str | Path) -> dict:
-    directory = Path(directory)
-    if not directory.exists():
-        raise CheckpointError(f"checkpoint not found: {directory}")
-    if not directory.is_dir():
-        raise CheckpointError(f"{directory}: a checkpoint is a folder with config.json and model.safetensors")
-    path = directory / "config.json"
+def _read_json(path: Path, what: str) -> dict:
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise CheckpointError(f"{path}: missing") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{path}: not valid JSON (truncated or corrupt)") from exc
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: not {what}")
+    return data
+
+
+def _corpus_from_v1(meta: dict) -> tuple[dict, dict]:
+    """Layout 1 -> 2: the corpus leaves ``config.json`` for ``corpus.json``."""
+    corpus = {k: meta.pop(k) for k in Corpus.KEYS if k in meta}
+    return {**meta, "version": 2}, corpus
+
+
+# layout version -> step to the next one: (config data) -> (config data, corpus data when the step moved it)
+MIGRATIONS: dict[int, Callable[[dict], tuple[dict, dict]]] = {1: _corpus_from_v1}
+
+
+def read_checkpoint(directory: str | Path) -> tuple[dict, Corpus]:
+    """``config.json`` (in the current layout, migrated in memory when older) and the corpus of a checkpoint."""
+    directory = Path(directory)
+    if not directory.exists():
+        raise CheckpointError(f"checkpoint not found: {directory}")
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory}: a checkpoint is a folder with {CONFIG_FILE} and {WEIGHTS_FILE}")
+    path = directory / CONFIG_FILE
+    meta = _read_json(path, "an SFE Explorer checkpoint")
+    if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an SFE Explorer checkpoint")
-    if meta.get("version") != CHECKPOINT_VERSION:
+    version = meta.get("version")
+    if version not in MIGRATIONS and version != FORMAT_VERSION:
         raise CheckpointError(
-            f"{path}: checkpoint version {meta.get('version')} is not supported (this build reads {CHECKPOINT_VERSION})")
-    return meta
+            f"{path}: checkpoint version {version} is not supported (this build reads 1 to {FORMAT_VERSION})")
+    corpus = None
+    while meta["version"] != FORMAT_VERSION:
+        meta, corpus = MIGRATIONS[meta["version"]](dict(meta))
+    if corpus is None:
+        corpus = _read_json(directory / CORPUS_FILE, "a caption corpus")
+    try:
+        return meta, Corpus.from_dict(corpus)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{directory / CORPUS_FILE}: bad corpus ({exc})") from exc
 
 
-def load_checkpoint(directory: str | Path, device: torch.device | str = "cpu") -> tuple[SFEModel, dict]:
-    """Build the model from ``config.json`` and load ``model.safetensors`` strictly.
+def upgrade_checkpoint(directory: str | Path) -> bool:
+    """Rewrite a checkpoint of an older layout in the current one (tensors untouched); False when it already is.
+    Its id changes (its files do)."""
+    directory = Path(directory)
+    meta, corpus = read_checkpoint(directory)
+    if _read_json(directory / CONFIG_FILE, "a checkpoint").get("version") == FORMAT_VERSION:
+        return False
+    corpus_part = _write_json(directory / CORPUS_FILE, corpus.to_dict(), None)
+    config_part = _write_json(directory / CONFIG_FILE, meta, 1)
+    os.replace(corpus_part, directory / CORPUS_FILE)  # an old config beside it still reads as the old layout
+    os.replace(config_part, directory / CONFIG_FILE)
+    return True
+
+
+def load_checkpoint(directory: str | Path, device: torch.device | str = "cpu") -> tuple[SFEModel, dict, Corpus]:
+    """Build the model from ``config.json`` and load ``model.safetensors`` strictly; returns (model, the
+    ``config.json`` data, the corpus).
 
     Raises
     ------
@@ -101,12 +172,12 @@ def load_checkpoint(directory: str | Path, device: torch.device | str = "cpu") -
     from safetensors.torch import load_file
 
     directory = Path(directory)
-    meta = read_config(directory)
+    meta, corpus = read_checkpoint(directory)
     try:
         cfg = ModelConfig.from_dict(meta["model"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{directory / 'config.json'}: bad model section ({exc})") from exc
-    wpath = directory / "model.safetensors"
+        raise CheckpointError(f"{directory / CONFIG_FILE}: bad model section ({exc})") from exc
+    wpath = directory / WEIGHTS_FILE
     if not wpath.is_file():
         raise CheckpointError(f"{wpath}: missing")
     try:
@@ -128,4 +199,4 @@ def load_checkpoint(directory: str | Path, device: torch.device | str = "cpu") -
             raise CheckpointError(f"{wpath}: tensor {k} has shape {tuple(t.shape)}, expected {tuple(state[k].shape)}")
         state[k] = t.to(state[k].dtype)
     model.load_state_dict(state, strict=True)
-    return model.to(device).eval(), meta
+    return model.to(device).eval(), meta, corpus

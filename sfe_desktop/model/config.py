@@ -1,10 +1,11 @@
-"""The model's configuration: a frozen dataclass that round-trips through JSON."""
+"""The model's configuration (architecture, switches, ranking depth): a frozen dataclass that round-trips through
+the ``"model"`` section of a checkpoint's ``config.json``. (The app's own settings: ``sfe_desktop.settings``.)"""
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
 
-CHECKPOINT_VERSION = 1
+SCHEMA_VERSION = 1  # of this dataclass; the checkpoint folder's layout has its own (model/checkpoint.py)
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,9 @@ class ModelConfig:
         Joint embedding size.
     use_patch, use_instance, use_neighbour, use_step2
         Step-1 cue levels and the Step-2 re-ranker; all off is the two-tower baseline.
+    rerank_k
+        How many Step-1 candidates Step 2 re-scores, in every search and in ``evaluate``
+        (:mod:`sfe_desktop.model.ranking`); a search may ask for another depth.
     """
 
     image_backbone: str = "lite2"
@@ -39,7 +43,7 @@ class ModelConfig:
     neighbours_k: int = 8
     instance_top: int = 8
     rerank_k: int = 20
-    version: int = CHECKPOINT_VERSION
+    version: int = SCHEMA_VERSION
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property

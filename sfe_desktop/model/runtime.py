@@ -41,9 +41,11 @@ def unique_captions(captions: Sequence[str]) -> tuple[list[str], list[int]]:
 class SFERuntime:
     """A model ready for inference; every method takes and returns plain numpy data."""
 
-    def __init__(self, model: SFEModel, meta: dict, device: torch.device, ckpt_id: str, source: Path | None = None):
+    def __init__(self, model: SFEModel, meta: dict, device: torch.device, ckpt_id: str, source: Path | None = None,
+                 corpus: Corpus | None = None):
         self.model = model.to(device).eval()
-        self.meta = meta
+        self.meta = meta  # the checkpoint's config.json
+        self.corpus = corpus or Corpus()
         self.device = device
         self.checkpoint_id = ckpt_id
         self.source = source
@@ -57,7 +59,6 @@ class SFERuntime:
             self._concepts = model.concept_embeddings()
         self.grid = (int(h), int(w))
         self.concept_names: list[str] = list(meta.get("concepts", []))
-        self.corpus = Corpus.from_dict(meta)
         self._corpus: tuple[list[str], np.ndarray] | None = None
 
     # ------------------------------------------------------------------ loading
@@ -65,12 +66,12 @@ class SFERuntime:
     def load(cls, checkpoint: str | Path | None = None, device: str = "auto") -> "SFERuntime":
         path = Path(checkpoint) if checkpoint else default_checkpoint()
         dev = pick_device(device)
-        model, meta = load_checkpoint(path, "cpu")
+        model, meta, corpus = load_checkpoint(path, "cpu")
         try:
             ckpt = checkpoint_id(path)
         except OSError as exc:
             raise CheckpointError(f"{path}: cannot read ({exc})") from exc
-        return cls(model, meta, dev, ckpt, path)
+        return cls(model, meta, dev, ckpt, path, corpus)
 
     # ------------------------------------------------------------------ encoding
     def preprocess(self, image) -> torch.Tensor:
@@ -162,5 +163,5 @@ def tiny_runtime(seed: int = 0, device: str = "cpu", **changes) -> SFERuntime:
             cap_img.append(i)
     gen = torch.Generator().manual_seed(seed)
     pixels = torch.rand(len(images), 3, cfg.image_size, cfg.image_size, generator=gen)
-    meta = build_corpus_state(model, captions, cap_img, images, image_batches=[pixels])
-    return SFERuntime(model, meta, torch.device(device), f"tiny-{seed}")
+    meta, corpus = build_corpus_state(model, captions, cap_img, images, image_batches=[pixels])
+    return SFERuntime(model, meta, torch.device(device), f"tiny-{seed}", corpus=corpus)

@@ -19,6 +19,7 @@ from ..errors import Cancelled
 from ..model.build import init_concepts, refresh_memory
 from ..model.checkpoint import save_checkpoint
 from ..model.config import ModelConfig
+from ..model.corpus import Corpus
 from ..model.features import encode_dataset
 from ..model.sfe import SFEModel
 from .evaluate import dataset_lower, evaluate_encoded
@@ -227,9 +228,9 @@ class Trainer:
         if m.cfg.use_instance or m.cfg.use_neighbour:
             refresh_memory(m, self.img_tr, self.txt_tr, self.cap_img, self.cap_concepts, leave_half_out=False)
         save_checkpoint(m, self.out_dir, {
-            "concepts": self.vocab, "captions": self.train_ds.captions,
-            "caption_image": [int(i) for i in self.train_ds.caption_image], "images": self.train_ds.images,
+            "concepts": self.vocab,
             "training": {"dataset": self.train_ds.name, "val": self.val_ds.name, "epoch": epoch,
                          "config": asdict(self.cfg), "history": self.history, **meta},
             "metrics": {"val": metrics},
-        })
+        }, Corpus(list(self.train_ds.captions), [int(i) for i in self.train_ds.caption_image],
+                  list(self.train_ds.images)))

@@ -1,6 +1,7 @@
 """The SFE model: shapes, normalisation, explanations, checkpoints, metrics and learning."""
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from sfe_desktop.errors import CheckpointError
-from sfe_desktop.model.checkpoint import load_checkpoint, save_checkpoint
+from sfe_desktop.model.checkpoint import checkpoint_id, load_checkpoint, save_checkpoint, upgrade_checkpoint
 from sfe_desktop.model.config import ModelConfig
 from sfe_desktop.model.explain import merge_wordpieces
 from sfe_desktop.model.runtime import SFERuntime, tiny_runtime
@@ -83,21 +84,22 @@ def test_wordpieces_merge_into_words_and_rows_stay_distributions():
 
 
 def test_checkpoint_round_trip_is_exact(rt, tmp_path):
-    save_checkpoint(rt.model, tmp_path / "ck", rt.meta)
-    model, meta = load_checkpoint(tmp_path / "ck")
+    save_checkpoint(rt.model, tmp_path / "ck", rt.meta, rt.corpus)
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["config.json", "corpus.json", "model.safetensors"]
+    model, meta, corpus = load_checkpoint(tmp_path / "ck")
     a, b = rt.model.state_dict(), model.state_dict()
     assert a.keys() == b.keys()
     for k in a:
         tol = 1e-3 if k.startswith(("mem_", "proto_")) else 0  # the corpus bank is stored as float16
         assert torch.allclose(a[k].float(), b[k].float(), atol=tol), k
-    assert meta["captions"] == rt.meta["captions"]
-    rt2 = SFERuntime(model, meta, torch.device("cpu"), "x")
+    assert corpus == rt.corpus and meta["concepts"] == rt.meta["concepts"] and "captions" not in meta
+    rt2 = SFERuntime(model, meta, torch.device("cpu"), "x", corpus=corpus)
     x = torch.rand(2, 3, rt.image_size, rt.image_size)
     np.testing.assert_allclose(rt.encode_images(x).global_, rt2.encode_images(x).global_, atol=2e-3)
 
 
 def test_corrupt_truncated_and_pickled_checkpoints_are_rejected(rt, tmp_path):
-    ck = save_checkpoint(rt.model, tmp_path / "ck", rt.meta)
+    ck = save_checkpoint(rt.model, tmp_path / "ck", rt.meta, rt.corpus)
     weights = (ck / "model.safetensors").read_bytes()
     (ck / "model.safetensors").write_bytes(weights[: len(weights) // 2])
     with pytest.raises(CheckpointError, match="model.safetensors"):
@@ -124,6 +126,35 @@ def test_corrupt_truncated_and_pickled_checkpoints_are_rejected(rt, tmp_path):
         load_checkpoint(ck)
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "nothing")
+    (ck / "config.json").write_text(json.dumps(cfg))
+    (ck / "corpus.json").unlink()
+    with pytest.raises(CheckpointError, match="corpus.json: missing"):
+        load_checkpoint(ck)
+
+
+def test_a_checkpoint_of_the_first_layout_loads_and_upgrades(rt, tmp_path):
+    """Layout 1 kept the corpus in config.json: it still loads, with the same id as before, and upgrading it
+    moves the corpus to corpus.json without touching the tensors."""
+    ck = save_checkpoint(rt.model, tmp_path / "ck", rt.meta, rt.corpus)
+    cfg = json.loads((ck / "config.json").read_text())
+    (ck / "config.json").write_text(json.dumps({**cfg, "version": 1, **rt.corpus.to_dict()}, indent=1))
+    (ck / "corpus.json").unlink()
+    weights = (ck / "model.safetensors").read_bytes()
+    old_id = hashlib.sha256((ck / "config.json").read_bytes() + weights).hexdigest()[:16]
+    assert checkpoint_id(ck) == old_id  # an index built with it stays valid
+    model, meta, corpus = load_checkpoint(ck)
+    assert corpus == rt.corpus and "captions" not in meta and meta["version"] == 2
+
+    assert upgrade_checkpoint(ck) and not upgrade_checkpoint(ck)
+    assert json.loads((ck / "config.json").read_text()) == {**cfg, "version": 2}
+    assert json.loads((ck / "corpus.json").read_text()) == rt.corpus.to_dict()
+    assert (ck / "model.safetensors").read_bytes() == weights and checkpoint_id(ck) != old_id
+    upgraded, _, again = load_checkpoint(ck)
+    assert again == rt.corpus
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), upgraded.state_dict().values()))
+    upgraded_id = checkpoint_id(ck)
+    (ck / "corpus.json").write_text(json.dumps({**rt.corpus.to_dict(), "captions": ["another caption"]}))
+    assert checkpoint_id(ck) != upgraded_id  # the id covers the corpus file too
 
 
 def test_recall_matches_a_hand_computed_example():
