@@ -53,7 +53,7 @@ class Collection:
         self.runtime = runtime
         self.batch_size = batch_size or _auto_batch_size(runtime)
         self.workers = workers or max(2, os.cpu_count() or 2)
-        self._searcher = Searcher(state, runtime)
+        self.searcher = Searcher(state, runtime)
 
     @classmethod
     def open(cls, photo_dir, runtime: SFERuntime, index_dir=None, *, batch_size: int | None = None,
@@ -144,21 +144,21 @@ class Collection:
         """Photos matching ``query``: the Step-1 top ``max(top, rerank_k)`` from faiss, the first ``rerank_k``
         re-ranked by Step 2 (hits beyond it follow with their Step-1 score). ``rerank_k`` defaults to the
         checkpoint's (:mod:`sfe_desktop.model.ranking`); 0 ranks by Step 1 alone."""
-        return self._searcher.search_text(query, top, rerank_k)
+        return self.searcher.search_text(query, top, rerank_k)
 
     def search_image(self, photo, top: int = 20, rerank_k: int | None = None) -> list[Result]:
         """Captions (bundled corpus plus user captions) describing ``photo`` (a path or a PIL image), ranked as
         :meth:`search_text` ranks photos."""
-        return self._searcher.search_image(photo, top, rerank_k)
+        return self.searcher.search_image(photo, top, rerank_k)
 
     def similar(self, photo, top: int = 20) -> list[Result]:
         """Photos of the collection most similar to ``photo`` (inside the collection or not): Step 1 only."""
-        return self._searcher.similar(photo, top)
+        return self.searcher.similar(photo, top)
 
     def explain(self, result: Result) -> Explanation:
         """Why a text->image or image->text result matched, from the cached query features and the stored patch
         features (no new search)."""
-        return self._searcher.explain(result)
+        return self.searcher.explain(result)
 
     # -- captions, thumbnails, info --------------------------------------------------------------------
     def add_captions(self, path) -> int:

@@ -41,6 +41,11 @@ class Searcher:
         self._cache: OrderedDict = OrderedDict()
         self._captions: tuple[int, list[str], np.ndarray] | None = None
 
+    def clear_cache(self) -> None:
+        """Forget the cached query features (benchmarks time the text encoding of every query)."""
+        with self._lock:
+            self._cache.clear()
+
     # -- features --------------------------------------------------------------------------------
     def _cached(self, key, make: Callable[[], T]) -> T:
         with self._lock:
