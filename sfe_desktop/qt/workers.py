@@ -9,6 +9,7 @@ image, which emits a ``QImage`` (never a ``QPixmap``: those are built on the GUI
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Any, Callable
 
@@ -91,7 +92,7 @@ class QtThumbnailWorker(QRunnable):
     """
 
     def __init__(self, path: str, size: int, signals: QtThumbnailSignals,
-                 resolve: Callable[[str], Any] | None = None):
+                 resolve: Callable[[str], str | os.PathLike | None] | None = None):
         super().__init__()
         self.path, self.size, self.signals, self.resolve = path, size, signals, resolve
 

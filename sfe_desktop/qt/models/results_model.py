@@ -8,6 +8,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt, QThreadPool
 from PySide6.QtGui import QImage, QPixmap
 
+from ...search.types import Result
 from ..workers import QtThumbnailSignals, QtThumbnailWorker
 
 ResultRole = Qt.UserRole + 1
@@ -16,7 +17,7 @@ ScoreRole = Qt.UserRole + 3
 PathRole = Qt.UserRole + 4
 
 
-def result_title(result: Any) -> str:
+def result_title(result: Result) -> str:
     """What a result shows as its text: the caption for image->text, else the file name."""
     if result.caption and not result.path:
         return result.caption
@@ -35,7 +36,7 @@ class QtResultsModel(QAbstractListModel):
 
     def __init__(self, thumb_size: int = 256, parent=None):
         super().__init__(parent)
-        self._results: list[Any] = []
+        self._results: list[Result] = []
         self._row_of: dict[str, list[int]] = {}
         self.thumb_size = thumb_size
         self._cache: OrderedDict[str, QPixmap | None] = OrderedDict()
@@ -47,7 +48,7 @@ class QtResultsModel(QAbstractListModel):
         self.resolve = None  # optional ``resolve(path) -> cached thumbnail path``, called on pool threads
 
     # -- contents ------------------------------------------------------------------------------
-    def set_results(self, results: list[Any]) -> None:
+    def set_results(self, results: list[Result]) -> None:
         self.pool.clear()  # drop queued thumbnails of the old result set
         self._pending.clear()
         self.beginResetModel()
@@ -58,10 +59,10 @@ class QtResultsModel(QAbstractListModel):
                 self._row_of.setdefault(r.path, []).append(row)
         self.endResetModel()
 
-    def results(self) -> list[Any]:
+    def results(self) -> list[Result]:
         return list(self._results)
 
-    def result(self, row: int) -> Any:
+    def result(self, row: int) -> Result:
         return self._results[row]
 
     def clear(self) -> None:
