@@ -50,9 +50,12 @@ def step2_scores(model: SFEModel, texts: TextFeatures, images: ImageFeatures, te
     out = []
     for a in range(0, len(text_rows), chunk):
         t, i = text_rows[a:a + chunk], image_rows[a:a + chunk]
-        mask = torch.from_numpy(np.ascontiguousarray(texts.mask if len(texts) == 1 else texts.mask[t])).to(dev)
+        mask = texts.mask if len(texts) == 1 else texts.mask[t]
+        width = max(1, int(mask.sum(1).max()))  # the chunk's longest text: padding only costs time
+        words = texts.words[:, :width]
+        mask = torch.from_numpy(np.ascontiguousarray(mask[:, :width])).to(dev)
         out.append(model.pair_scores(
-            _side(texts.words, t, dev), mask.expand(len(t), -1), _side(images.patches, i, dev),
+            _side(words, t, dev), mask.expand(len(t), -1), _side(images.patches, i, dev),
             _side(texts.global_, t, dev), _side(images.global_, i, dev)).float().cpu())
         if progress:
             progress(min(a + chunk, len(text_rows)), len(text_rows))
