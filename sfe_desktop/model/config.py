@@ -42,7 +42,7 @@ class ModelConfig:
     use_step2: bool = True
     neighbours_k: int = 8
     instance_top: int = 8
-    rerank_k: int = 20
+    rerank_k: int = 100
     version: int = SCHEMA_VERSION
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
