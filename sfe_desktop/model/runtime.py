@@ -105,12 +105,12 @@ class SFERuntime:
     def rerank_text(self, text: TextFeatures, images: ImageFeatures) -> np.ndarray:
         """Step-2 scores of one text against K images: (K,)."""
         rows = np.arange(len(images))
-        return step2_scores(self.model, text[0], images, np.zeros_like(rows), rows, chunk=512)
+        return step2_scores(self.model, text[0], images, np.zeros_like(rows), rows)
 
     def rerank_image(self, image: ImageFeatures, texts: TextFeatures) -> np.ndarray:
         """Step-2 scores of one image against K texts: (K,)."""
         rows = np.arange(len(texts))
-        return step2_scores(self.model, texts, image[0], rows, np.zeros_like(rows), chunk=512)
+        return step2_scores(self.model, texts, image[0], rows, np.zeros_like(rows))
 
     # ------------------------------------------------------------------ corpus
     def caption_corpus(self, progress: Callable[[int, int], None] | None = None) -> tuple[list[str], np.ndarray]:
