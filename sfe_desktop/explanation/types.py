@@ -103,6 +103,9 @@ class Explanation:
         The photo's patch grid (h, w).
     attention
         (W, h*w) float32 word-to-patch attention; each row sums to 1.
+    heatmap
+        (h*w,) float32 the pair's heatmap: the rows weighted by how much each word counts in the score (sums
+        to 1); what each patch feeds the word side of the Step-2 score.
     photo
         The file of the image side of the pair (the hit of text->image, the query photo of image->text) when it
         has one; the graph's :data:`RESULT_NODE` carries the same path.
@@ -113,6 +116,7 @@ class Explanation:
     words: list[str]
     grid: tuple[int, int]
     attention: np.ndarray
+    heatmap: np.ndarray
     concepts: Concepts
     neighbours: NeighbourGraph
     photo: str | None = None
@@ -121,6 +125,7 @@ class Explanation:
         """Plain JSON-ready data (the schema in docs/architecture.md)."""
         return {"score": _number(self.score), "step1": _number(self.step1), "words": list(self.words),
                 "grid": [int(self.grid[0]), int(self.grid[1])], "attention": _numbers(self.attention),
+                "heatmap": _numbers(self.heatmap),
                 "concepts": self.concepts.to_dict(), "neighbours": self.neighbours.to_dict(), "photo": self.photo}
 
     def to_json(self, indent: int | None = None) -> str:

@@ -30,6 +30,9 @@ FORMAT_VERSION = 2
 CONFIG_FILE = "config.json"
 CORPUS_FILE = "corpus.json"
 WEIGHTS_FILE = "model.safetensors"
+# Tensors that later versions added with an initial value that leaves an older model's behaviour unchanged
+# (the re-ranker's word weights start uniform): an older checkpoint without them loads with that value.
+ADDED_LATER = ("reranker.word_score.",)
 HALF_KEYS = {"mem_img", "mem_txt", "proto_img", "proto_txt"}
 
 
@@ -186,6 +189,9 @@ def load_checkpoint(directory: str | Path, device: torch.device | str = "cpu") -
         raise CheckpointError(f"{wpath}: not a valid safetensors file (truncated, corrupt or pickled)") from exc
     model = SFEModel(cfg, pretrained=True)
     expected = set(_saved_keys(model))
+    for key in expected - set(tensors):  # added after the checkpoint was written: their neutral initial value
+        if key.startswith(ADDED_LATER):
+            tensors[key] = model.state_dict()[key].clone()
     missing, unexpected = expected - set(tensors), set(tensors) - expected
     if missing or unexpected:
         what = sorted(missing)[:3] if missing else sorted(unexpected)[:3]

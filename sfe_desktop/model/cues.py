@@ -23,6 +23,13 @@ def zero_linear(dim: int, out: int | None = None) -> nn.Linear:
     return layer
 
 
+def zero_linear_quiet(dim: int, out: int) -> nn.Linear:
+    """:func:`zero_linear` without drawing from the random generator (so the modules built after it are
+    initialised exactly as before it existed)."""
+    with torch.random.fork_rng(devices=[]):
+        return zero_linear(dim, out)
+
+
 def masked_softmax(logits: torch.Tensor, mask: torch.Tensor | None, dim: int = -1) -> torch.Tensor:
     if mask is not None:
         logits = logits.masked_fill(~mask, torch.finfo(logits.dtype).min)

@@ -57,11 +57,14 @@ def explain_pair(model: SFEModel, text: TextFeatures, image: ImageFeatures, *, g
     patches = torch.from_numpy(image.patches[:1].astype(np.float32)).to(dev)
     g_t = torch.from_numpy(text.global_[:1]).to(dev)
     g_i = torch.from_numpy(image.global_[:1]).to(dev)
-    score, w2p = m.pair_scores(words, mask, patches, g_t, g_i, explain=True)
+    score, w2p, omega = m.pair_scores(words, mask, patches, g_t, g_i, explain=True)
     step1 = float((g_t * g_i).sum())
     n_words = int(mask.sum())
-    if w2p is None:  # Step 2 off: plain cosine attention for the heatmap
+    if w2p is None:  # Step 2 off: plain cosine attention for the heatmap, words weighted alike
         w2p = torch.softmax(10 * F.normalize(words, dim=-1) @ F.normalize(patches, dim=-1).transpose(1, 2), dim=-1)
+        omega = mask.float() / mask.float().sum(1, keepdim=True)
+    # the pair's heatmap: how much each patch feeds the word side of the score (words by their weight)
+    heatmap = (omega[0, :n_words, None] * w2p[0, :n_words]).sum(0).cpu().numpy().astype(np.float32)
     tokens = text.tokens[0] if text.tokens else []
     word_list, attn = merge_wordpieces(tokens[:n_words], w2p[0, :n_words].cpu().numpy())
 
@@ -95,7 +98,7 @@ def explain_pair(model: SFEModel, text: TextFeatures, image: ImageFeatures, *, g
     query = text.texts[0] if text.texts else " ".join(word_list)
     graph = neighbour_graph(m, corpus, query, txt_info.get("neighbour"), img_info.get("neighbour"), photo, photo_label)
     return Explanation(score=float(score[0]), step1=step1, words=word_list, grid=(int(grid[0]), int(grid[1])),
-                       attention=attn, concepts=Concepts(img_c, txt_c, union, cooc), neighbours=graph, photo=photo)
+                       attention=attn, heatmap=heatmap, concepts=Concepts(img_c, txt_c, union, cooc), neighbours=graph, photo=photo)
 
 
 def neighbour_graph(model: SFEModel, corpus: Corpus, query: str, text_nb, image_nb, photo: str | None = None,

@@ -165,7 +165,7 @@ class SFEModel(nn.Module):
         """Scores of aligned pairs; Step-1 cosine when Step 2 is switched off."""
         if not self.cfg.use_step2:
             s = (F.normalize(g_text, dim=-1) * F.normalize(g_image, dim=-1)).sum(-1)
-            return (s, None) if explain else s
+            return (s, None, None) if explain else s
         return self.reranker(words, mask.bool(), patches, g_text, g_image, explain=explain)
 
     def trainable_parameters(self):

@@ -13,7 +13,8 @@ PIXELS_QUERY = "<image>"  # the query of a search by a photo given as pixels (no
 @dataclass
 class Result:
     """One hit, ranked from 1. ``score`` is the final (Step-2 when re-ranked) score, ``step1`` the
-    Step-1 cosine. Image hits have ``path`` (absolute), caption hits have ``caption``."""
+    Step-1 cosine. Image hits have ``path`` (absolute), caption hits have ``caption``. ``confidence`` is the
+    calibrated probability that the hit is a true match (None when the checkpoint has no calibration)."""
 
     rank: int
     score: float
@@ -25,6 +26,7 @@ class Result:
     width: int | None = None
     height: int | None = None
     date_taken: str | None = None
+    confidence: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -21,7 +21,8 @@ def explanation() -> Explanation:
         edges.append(GraphEdge("query", f"t{i}", 0.1 * i))
     attention = np.random.default_rng(0).random((2, 16)).astype(np.float32)
     concepts = Concepts([Concept("dog", 0.5)], [Concept("red", 0.4)], ["dog", "red"], np.eye(2, dtype=np.float32))
-    return Explanation(0.5, 0.4, ["red", "dog"], (4, 4), attention / attention.sum(1, keepdims=True), concepts,
+    attention = attention / attention.sum(1, keepdims=True)
+    return Explanation(0.5, 0.4, ["red", "dog"], (4, 4), attention, attention.mean(0), concepts,
                        NeighbourGraph(nodes, edges), photo="/p/x.jpg")
 
 
