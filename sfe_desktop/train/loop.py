@@ -25,6 +25,7 @@ from ..model.sfe import SFEModel
 from .evaluate import dataset_lower, evaluate_encoded
 from .loss import candidate_loss, infonce, vsepp
 from .metrics import format_metrics
+from .mosaic import content_words, exclusive_tokens, localisation_loss, photo_words, quadrant_weights
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,9 @@ class TrainConfig:
     step2_queries: int = 48         # queries per batch and direction trained through Step 2
     step2_negatives: int = 3
     feature_dropout: float = 0.1
+    learn_temperature: bool = False  # a learnt InfoNCE temperature, starting at ``temperature``
+    localisation: float = 0.0       # weight of the mosaic localisation loss (needs mosaics)
+    mosaic_batch: int = 32          # mosaics per training step
     seed: int = 0
     patience: int = 3
 
@@ -81,7 +85,8 @@ class Trainer:
     def __init__(self, model_cfg: ModelConfig, train: PairDataset, val: PairDataset, cfg: TrainConfig,
                  device: torch.device, cache_dir: Path | None, out_dir: Path,
                  log_fn: Callable[[str], None] = log.info, cancel: threading.Event | None = None,
-                 cache_split_blocks: int = 1, cache_split_layers: int = 2, features: tuple | None = None):
+                 cache_split_blocks: int = 1, cache_split_layers: int = 2, features: tuple | None = None,
+                 mosaics: tuple[np.ndarray, np.ndarray] | None = None):
         torch.manual_seed(cfg.seed)
         self.cfg, self.train_ds, self.val_ds, self.out_dir = cfg, train, val, Path(out_dir)
         self.device, self.log, self.cancel = device, log_fn, cancel
@@ -101,13 +106,27 @@ class Trainer:
             self.txt_tr, self.txt_va = (adapt_text_lower(txt_b, x, txt_split) for x in (txt_tr, txt_va))
         else:  # features already at this model's split (shared by several runs)
             self.img_tr, self.txt_tr, self.img_va, self.txt_va = features
+        # augmented views of the training images: a list of caches, the first one the plain photos
+        self.img_views = list(self.img_tr) if isinstance(self.img_tr, (list, tuple)) else [self.img_tr]
+        self.img_tr = self.img_views[0]
+        self.log_tau = torch.nn.Parameter(torch.tensor(math.log(cfg.temperature), device=device),
+                                          requires_grad=cfg.learn_temperature)
         self.vocab, self.cap_concepts = init_concepts(self.model, train.captions)
         self.cap_img = np.asarray(train.caption_image)
         self.history: list[dict] = []
+        # mosaics: (lower-layer features at this model's split, (M, 4) train image of each quadrant)
+        self.mosaics = mosaics if cfg.localisation > 0 and model_cfg.use_step2 else None
+        if self.mosaics is not None:
+            self.caps_of = train.captions_of()
+            self.photo_words = photo_words(train.captions, self.caps_of)
+            self.cap_tokens = self.model.text.tokenize(list(train.captions))["tokens"]
+            self.cap_words = [content_words(c) for c in train.captions]
 
     def _optimizer(self):
         backbone = [p for n, p in self.model.named_parameters() if p.requires_grad and n.startswith(("image.", "text."))]
         heads = [p for n, p in self.model.named_parameters() if p.requires_grad and not n.startswith(("image.", "text."))]
+        if self.cfg.learn_temperature:
+            heads.append(self.log_tau)
         groups = [{"params": heads, "lr": self.cfg.lr}]
         if backbone:
             groups.append({"params": backbone, "lr": self.cfg.backbone_lr})
@@ -126,6 +145,46 @@ class Trainer:
                     continue
                 caps = np.array([caps_of[i][(r + offset[i]) % len(caps_of[i])] for i in imgs])
                 yield imgs, caps
+
+    def _image_batch(self, imgs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Lower-layer features of ``imgs``, each from one of the cached views, drawn at random."""
+        if len(self.img_views) == 1:
+            return np.array(self.img_views[0][imgs])
+        view = rng.integers(len(self.img_views), size=len(imgs))
+        return np.stack([self.img_views[v][i] for v, i in zip(view.tolist(), imgs.tolist())])
+
+    def _mosaic_loss(self, rng: np.random.Generator, concepts) -> torch.Tensor:
+        """Localisation: a caption of one quadrant's photo should put its heatmap (and each of its exclusive
+        words' rows) inside that quadrant of a 2x2 mosaic."""
+        m, dev = self.model, self.device
+        feats, quads = self.mosaics
+        pick = rng.choice(len(feats), min(self.cfg.mosaic_batch, len(feats)), replace=False)
+        q = rng.integers(4, size=len(pick))
+        caps, word_ok, cap_ok = [], [], []
+        for k, (mi, qi) in enumerate(zip(pick.tolist(), q.tolist())):
+            photos = quads[mi].tolist()
+            c = int(rng.choice(self.caps_of[photos[qi]]))
+            others = [self.photo_words[p] for j, p in enumerate(photos) if j != qi]
+            caps.append(c)
+            word_ok.append(exclusive_tokens(self.cap_tokens[c], others))
+            cap_ok.append(not any(self.cap_words[c] & o for o in others))
+        caps = np.asarray(caps)
+        mask = torch.as_tensor(self.txt_tr["mask"][caps], device=dev)
+        width = int(mask.sum(1).max())
+        mask = mask[:, :width]
+        h = torch.as_tensor(self.txt_tr["hidden"][caps, :width], device=dev).float()
+        ok = np.zeros((len(caps), width), dtype=bool)
+        for k, w in enumerate(word_ok):
+            ok[k, :min(width, len(w))] = w[:width]
+        x = torch.as_tensor(np.array(feats[pick]), device=dev).float()
+        il = m.image_local(x, concepts)
+        tl = m.text_local(h, mask, concepts)
+        rows, omega = m.reranker.attention(tl.feats, tl.mask, il.feats)
+        heat = (omega.unsqueeze(-1) * rows).sum(1)
+        side = int(round(il.feats.shape[1] ** 0.5))  # the towers see square inputs: a square grid
+        grid_q = torch.as_tensor(quadrant_weights((side, side)), device=dev, dtype=heat.dtype)
+        return localisation_loss(heat, rows, grid_q[torch.as_tensor(q, device=dev)],
+                                 torch.as_tensor(cap_ok, device=dev), torch.as_tensor(ok, device=dev) & mask)
 
     def _step2_loss(self, il, tl, gi, gt, sims):
         m, q, n = self.model, self.cfg.step2_queries, self.cfg.step2_negatives
@@ -157,7 +216,7 @@ class Trainer:
         for step, (imgs, caps) in enumerate(batches):
             if self.cancel is not None and self.cancel.is_set():
                 raise Cancelled("training cancelled")
-            x = torch.as_tensor(np.array(self.img_tr[imgs]), device=dev).float()
+            x = torch.as_tensor(self._image_batch(imgs, rng), device=dev).float()
             mask = torch.as_tensor(self.txt_tr["mask"][caps], device=dev)
             width = int(mask.sum(1).max())
             h = torch.as_tensor(self.txt_tr["hidden"][caps, :width], device=dev).float()
@@ -173,9 +232,12 @@ class Trainer:
             gi = m.image_global(il, ids=ids, half=half).vec
             gt = m.text_global(tl, ids=ids, half=half).vec
             sims = gi @ gt.t()
-            loss = infonce(sims, cfg.temperature) if cfg.loss == "infonce" else vsepp(sims)
+            tau = self.log_tau.exp().clamp(0.01, 0.2)
+            loss = infonce(sims, tau) if cfg.loss == "infonce" else vsepp(sims)
             if m.cfg.use_step2:
                 loss = loss + self._step2_loss(il, tl, gi, gt, sims)
+            if self.mosaics is not None:
+                loss = loss + cfg.localisation * self._mosaic_loss(rng, concepts)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(m.trainable_parameters(), 2.0)
