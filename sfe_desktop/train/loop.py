@@ -7,6 +7,7 @@ import logging
 import math
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -49,6 +50,18 @@ class TrainConfig:
     patience: int = 3
 
 
+@contextmanager
+def _eval_mode(module: torch.nn.Module):
+    """Run frozen layers as at inference (batch-norm running statistics, no dropout or drop-connect), then
+    restore the module's mode."""
+    was = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was)
+
+
 def adapt_image_lower(backbone, cached, cached_split: int, batch_size: int = 256):
     """Move an image cache taken at block ``cached_split`` up to the backbone's own split."""
     if cached_split == backbone.split and backbone.n_upper_blocks:
@@ -57,7 +70,7 @@ def adapt_image_lower(backbone, cached, cached_split: int, batch_size: int = 256
         raise ValueError("the feature cache was taken above the layers this model fine-tunes")
     dev = next(backbone.parameters()).device
     out = []
-    with torch.no_grad():
+    with torch.no_grad(), _eval_mode(backbone):
         for a in range(0, len(cached), batch_size):
             h = torch.as_tensor(np.array(cached[a:a + batch_size]), device=dev).float()
             out.append(backbone.run_blocks(h, cached_split).half().cpu().numpy())
@@ -70,7 +83,7 @@ def adapt_text_lower(backbone, cached: dict, cached_split: int, batch_size: int 
         return cached
     dev = next(backbone.parameters()).device
     hidden = np.zeros_like(cached["hidden"])
-    with torch.no_grad():
+    with torch.no_grad(), _eval_mode(backbone):
         for a in range(0, len(hidden), batch_size):
             m = torch.as_tensor(cached["mask"][a:a + batch_size], device=dev)
             w = int(m.sum(1).max())

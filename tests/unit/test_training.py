@@ -62,3 +62,23 @@ def test_bad_dataset_gives_one_line_error(tmp_path, capsys):
     with pytest.raises(Exception, match="missing.jpg"):
         from sfe_desktop.data.datasets import load_csv_pairs
         load_csv_pairs(csv)
+
+
+def test_cache_adaptation_runs_frozen_blocks_as_at_inference():
+    """Moving a cache up through frozen blocks must not use batch statistics or drop-connect, whatever mode the
+    backbone is in (a backbone fresh from its constructor is in training mode)."""
+    import numpy as np
+
+    from sfe_desktop.model.backbones import ImageBackbone
+    from sfe_desktop.train.loop import adapt_image_lower
+
+    torch.manual_seed(0)
+    backbone = ImageBackbone("lite0", 224, trainable_blocks=3, pretrained=False)
+    cached = np.random.default_rng(0).standard_normal((6, 192, 7, 7)).astype(np.float16)
+    low = backbone.split
+    backbone.n_upper_blocks = 1  # the model fine-tunes one block: run two more frozen ones over the cache
+    assert backbone.training
+    first = adapt_image_lower(backbone, cached, low, batch_size=6)
+    second = adapt_image_lower(backbone, cached[:2], low, batch_size=2)
+    assert backbone.training  # the mode is restored
+    np.testing.assert_array_equal(first[:2], second)
