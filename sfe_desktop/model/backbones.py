@@ -191,6 +191,10 @@ class TextBackbone(nn.Module):
             h = layer(h, attention_mask=ext)
         return h
 
+    def run_top(self, layers, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Apply ``layers`` (this tower's kind of layer) to hidden states ``h`` with the token ``mask``."""
+        return self._run(layers, h, mask)
+
     def lower(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if self._bert:
             h = self.embeddings(ids)

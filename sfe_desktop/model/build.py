@@ -33,10 +33,38 @@ def init_concepts(model: SFEModel, captions: Sequence[str]) -> tuple[list[str], 
     return vocab, per_caption
 
 
+TINY_CLASSES = ["dog", "cat", "car", "tree", "house", "boat", "ball", "bird", "flower", "cup"]
+
+
+def class_names(model: SFEModel) -> list[str]:
+    """Names of the image tower's classifier outputs: ImageNet's 1,000 (as torchvision ships them, offline) for the
+    EfficientNet-Lite towers, ten stand-ins for the tiny test tower."""
+    if model.cfg.image_backbone == "tiny":
+        return list(TINY_CLASSES)
+    from torchvision.models import ResNet50_Weights  # the category names only; no weights are loaded
+
+    return list(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+@torch.no_grad()
+def init_bridge(model: SFEModel, names: Sequence[str] | None = None) -> list[str]:
+    """Embed the class prompts with the pretrained text tower and store them (and their basis) in the bridge.
+    Returns the class names (the checkpoint keeps them)."""
+    from .bridge import PROMPT
+
+    names = list(names) if names is not None else class_names(model)
+    if not model.cfg.bridge_dim:
+        return names
+    enc = model.text.tokenize([PROMPT.format(n) for n in names])
+    ids, mask = enc["input_ids"].to(model.device), enc["attention_mask"].to(model.device)
+    model.bridge.set_prompts(model.bridge.sentence(model.text.lower(ids, mask), mask))
+    return names
+
+
 def base_vectors(model: SFEModel, image_lower, text_lower: dict, batch_size: int = 256):
     """Base (pre cross-modal cue) Step-1 vectors of every image and caption of the corpus."""
-    img, _ = encode_images_lower(model, image_lower, batch_size, enhanced=False)
-    txt, _, _ = encode_texts_lower(model, text_lower["mask"], cached_text_lower(text_lower), batch_size, enhanced=False)
+    img = encode_images_lower(model, image_lower, batch_size, enhanced=False).global_
+    txt = encode_texts_lower(model, text_lower["mask"], cached_text_lower(text_lower), batch_size, enhanced=False).global_
     return torch.from_numpy(img), torch.from_numpy(txt)
 
 
@@ -62,16 +90,26 @@ def refresh_memory(model: SFEModel, image_lower, text_lower: dict, cap_img: Sequ
 
 
 def build_corpus_state(model: SFEModel, captions: Sequence[str], cap_img: Sequence[int], images: Sequence[str],
-                       image_batches=None, image_lower=None, text_lower: dict | None = None) -> tuple[dict, Corpus]:
+                       image_batches=None, image_lower=None, text_lower: dict | None = None,
+                       calibrate_on_corpus: bool = False) -> tuple[dict, Corpus]:
     """Set every corpus buffer of ``model``; return the checkpoint metadata (the concept vocabulary) and the
-    corpus."""
+    corpus. ``calibrate_on_corpus``: fit the fusion and confidence on the corpus itself (a model with no
+    validation split: the synthetic test model)."""
     from ..data.features import text_lower_features
 
     vocab, per_caption = init_concepts(model, captions)
+    classes = init_bridge(model)
     if image_lower is None:
         with torch.no_grad():
             image_lower = torch.cat([model.image.lower(b.to(model.device)).cpu() for b in image_batches]).numpy()
     if text_lower is None:
         text_lower = text_lower_features(model.text, captions)
     refresh_memory(model, image_lower, text_lower, cap_img, per_caption)
-    return {"concepts": vocab}, Corpus(list(captions), [int(i) for i in cap_img], list(images))
+    meta = {"concepts": vocab, "classes": classes}
+    if calibrate_on_corpus:
+        from .calibrate import calibrate
+        from .features import encode_dataset, encode_texts
+
+        images_f, texts_f = encode_dataset(model, image_lower, text_lower)
+        meta["calibration"] = calibrate(model, images_f, texts_f, cap_img, lambda t: encode_texts(model, t))
+    return meta, Corpus(list(captions), [int(i) for i in cap_img], list(images))

@@ -23,6 +23,7 @@ import torch
 from ..errors import CheckpointError
 from .config import ModelConfig
 from .corpus import Corpus
+from .fusion import Confidence, Fusion
 from .sfe import CORPUS_BUFFERS, SFEModel
 
 FORMAT = "sfe-desktop-checkpoint"
@@ -33,12 +34,17 @@ WEIGHTS_FILE = "model.safetensors"
 # Tensors that later versions added with an initial value that leaves an older model's behaviour unchanged
 # (the re-ranker's word weights start uniform): an older checkpoint without them loads with that value.
 ADDED_LATER = ("reranker.word_score.",)
-HALF_KEYS = {"mem_img", "mem_txt", "proto_img", "proto_txt"}
+HALF_KEYS = {"mem_img", "mem_txt", "proto_img", "proto_txt", "bridge.prompts"}
 
 
 def _saved_keys(model: SFEModel) -> list[str]:
     keys = []
     for k in model.state_dict():
+        # the bridge's frozen pretrained tops come from the backbone packages (saved only for the tiny test towers)
+        if k.startswith(("bridge.image_top.", "bridge.classifier.")) and model.cfg.image_backbone != "tiny":
+            continue
+        if k.startswith("bridge.text_top.") and model.cfg.text_backbone != "tiny":
+            continue
         if k.startswith("image.") and model.cfg.image_backbone != "tiny":
             if not any(k.startswith("image." + p) for p in model.image.upper_state_prefixes()):
                 continue
@@ -75,6 +81,10 @@ def save_checkpoint(model: SFEModel, directory: str | Path, meta: dict, corpus: 
             t = t.half()
         tensors[k] = t.contiguous()
     config = {**meta, "format": FORMAT, "version": FORMAT_VERSION, "model": model.cfg.to_dict()}
+    if model.fusion is not None:
+        config["fusion"] = model.fusion.to_dict()
+    if model.confidence is not None:
+        config["confidence"] = model.confidence.to_dict()
     weights = directory / (WEIGHTS_FILE + ".part")
     save_file(tensors, str(weights))
     parts = [(weights, directory / WEIGHTS_FILE),
@@ -205,4 +215,11 @@ def load_checkpoint(directory: str | Path, device: torch.device | str = "cpu") -
             raise CheckpointError(f"{wpath}: tensor {k} has shape {tuple(t.shape)}, expected {tuple(state[k].shape)}")
         state[k] = t.to(state[k].dtype)
     model.load_state_dict(state, strict=True)
+    try:
+        if cfg.bridge_dim and isinstance(meta.get("fusion"), dict):
+            model.fusion = Fusion.from_dict(meta["fusion"])
+        if isinstance(meta.get("confidence"), dict):
+            model.confidence = Confidence.from_dict(meta["confidence"])
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{directory / CONFIG_FILE}: bad calibration ({exc})") from exc
     return model.to(device).eval(), meta, corpus

@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 
 SCHEMA_VERSION = 1  # of this dataclass; the checkpoint folder's layout has its own (model/checkpoint.py)
+# Settings added after checkpoints were first written, with the value that means "absent" in an older one.
+ADDED_LATER = {"bridge_dim": 0}
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,9 @@ class ModelConfig:
     rerank_k
         How many Step-1 candidates Step 2 re-scores, in every search and in ``evaluate``
         (:mod:`sfe_desktop.model.ranking`); a search may ask for another depth.
+    bridge_dim
+        Width of the label bridge's vectors (:mod:`sfe_desktop.model.bridge`: the pretrained ImageNet classifier's
+        classes in MiniLM's sentence space, fused with the model's scores); 0: no bridge.
     """
 
     image_backbone: str = "lite2"
@@ -43,6 +48,7 @@ class ModelConfig:
     neighbours_k: int = 8
     instance_top: int = 8
     rerank_k: int = 100
+    bridge_dim: int = 192
     version: int = SCHEMA_VERSION
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
@@ -59,7 +65,7 @@ class ModelConfig:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
-        return cls(**data)
+        return cls(**{**ADDED_LATER, **data})
 
     def replace(self, **changes) -> "ModelConfig":
         return dataclasses.replace(self, **changes)
@@ -69,6 +75,6 @@ class ModelConfig:
         """A small random-initialised configuration for tests (no backbone packages needed)."""
         base = dict(image_backbone="tiny", image_size=64, image_trainable_blocks=1, text_backbone="tiny",
                     text_trainable_layers=1, max_length=16, dim=32, n_concepts=40, neighbours_k=4,
-                    instance_top=4, rerank_k=10)
+                    instance_top=4, rerank_k=10, bridge_dim=8)
         base.update(changes)
         return cls(**base)

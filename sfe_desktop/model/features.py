@@ -22,8 +22,9 @@ LowerBatch = Callable[[int, int, int], torch.Tensor]  # (start, stop, width) -> 
 class ImageFeatures:
     """Step-1 output of B images."""
 
-    global_: np.ndarray   # (B, d) float32, L2-normalised Step-1 vectors (what faiss indexes)
+    global_: np.ndarray   # (B, d) float32, L2-normalised Step-1 vectors
     patches: np.ndarray   # (B, N, d) float16 enhanced patch features (Step 2 and heatmaps)
+    bridge: np.ndarray | None = None  # (B, r) float32, L2-normalised label-bridge vectors (None: no bridge)
 
     def __len__(self) -> int:
         return len(self.global_)
@@ -31,7 +32,11 @@ class ImageFeatures:
     def __getitem__(self, idx) -> "ImageFeatures":
         if isinstance(idx, int):
             idx = [idx]
-        return ImageFeatures(self.global_[idx], self.patches[idx])
+        return ImageFeatures(self.global_[idx], self.patches[idx], None if self.bridge is None else self.bridge[idx])
+
+    def index_vectors(self) -> np.ndarray:
+        """(B, d + r) what the vector index stores: the Step-1 vector and the bridge vector side by side."""
+        return index_vectors(self.global_, self.bridge)
 
 
 @dataclass
@@ -44,6 +49,7 @@ class TextFeatures:
     mask: np.ndarray      # (B, L) bool
     tokens: list[list[str]] | None = None
     texts: list[str] | None = None
+    bridge: np.ndarray | None = None  # (B, r) float32, L2-normalised label-bridge vectors (None: no bridge)
 
     def __len__(self) -> int:
         return len(self.global_)
@@ -53,7 +59,24 @@ class TextFeatures:
             idx = [idx]
         rows = np.arange(len(self))[idx]
         pick = (lambda items: None if items is None else [items[i] for i in rows])
-        return TextFeatures(self.global_[rows], self.words[rows], self.mask[rows], pick(self.tokens), pick(self.texts))
+        return TextFeatures(self.global_[rows], self.words[rows], self.mask[rows], pick(self.tokens), pick(self.texts),
+                            None if self.bridge is None else self.bridge[rows])
+
+    def index_vectors(self) -> np.ndarray:
+        """(B, d + r) the Step-1 vector and the bridge vector side by side (as photos are indexed)."""
+        return index_vectors(self.global_, self.bridge)
+
+
+def index_vectors(global_: np.ndarray, bridge: np.ndarray | None) -> np.ndarray:
+    """Step-1 vectors with the bridge vectors beside them (or alone when there is no bridge), float32."""
+    global_ = np.asarray(global_, np.float32)
+    return global_ if bridge is None else np.concatenate([global_, np.asarray(bridge, np.float32)], axis=1)
+
+
+def split_index_vectors(vectors: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Inverse of :func:`index_vectors`: (Step-1 vectors, bridge vectors or None) of stored index vectors."""
+    vectors = np.asarray(vectors, np.float32)
+    return (vectors, None) if vectors.shape[1] == dim else (vectors[:, :dim], vectors[:, dim:])
 
 
 def _as_input(batch, device: torch.device) -> torch.Tensor:
@@ -63,52 +86,78 @@ def _as_input(batch, device: torch.device) -> torch.Tensor:
     return torch.as_tensor(np.array(batch), device=device).float()
 
 
+def _bridge_out(parts: list, model: SFEModel, wanted: bool) -> np.ndarray | None:
+    if not (wanted and model.cfg.bridge_dim):
+        return None
+    return torch.cat(parts).numpy() if parts else np.zeros((0, model.cfg.bridge_dim), np.float32)
+
+
 @torch.no_grad()
 def encode_images_lower(model: SFEModel, lower, batch_size: int = 256, enhanced: bool = True,
-                        concepts: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Step-1 vectors (N, d) float32 and patch features (N, P, d) float16 of images, from the image tower's
-    lower-layer output ``lower`` (N, C, h, w). With ``enhanced`` False: the base vectors (before the
-    cross-modal cues) and no patches (what the memory bank holds). ``concepts``: the model's concept embeddings
-    when the caller keeps them (computed here otherwise)."""
+                        concepts: torch.Tensor | None = None) -> ImageFeatures:
+    """Step-1 features of images from the image tower's lower-layer output ``lower`` (N, C, h, w): vectors (N, d)
+    float32, patch features (N, P, d) float16 and bridge vectors (N, r). With ``enhanced`` False: the base vectors
+    (before the cross-modal cues) alone, patches empty (what the memory bank holds). ``concepts``: the model's
+    concept embeddings when the caller keeps them (computed here otherwise)."""
     concepts = model.concept_embeddings() if concepts is None else concepts
-    vecs, patches = [], []
+    vecs, patches, bridge = [], [], []
     for a in range(0, len(lower), batch_size):
-        local = model.image_local(_as_input(lower[a:a + batch_size], model.device), concepts)
+        x = _as_input(lower[a:a + batch_size], model.device)
+        local = model.image_local(x, concepts)
         if enhanced:
             vecs.append(model.image_global(local).vec.float().cpu())
             patches.append(local.feats.half().cpu())
+            if model.cfg.bridge_dim:
+                bridge.append(model.bridge.image_vectors(model.bridge.patch_logits(x)).float().cpu())
         else:
             vecs.append(F.normalize(model.img_pool(local.feats), dim=-1).float().cpu())
     dim = model.cfg.dim
     out = torch.cat(vecs).numpy() if vecs else np.zeros((0, dim), np.float32)
-    return out, torch.cat(patches).numpy() if patches else None
+    grid = torch.cat(patches).numpy() if patches else np.zeros((len(out), 0, dim), np.float16)
+    return ImageFeatures(out, grid, _bridge_out(bridge, model, enhanced))
 
 
 @torch.no_grad()
 def encode_texts_lower(model: SFEModel, mask, lower: LowerBatch, batch_size: int = 256, enhanced: bool = True,
-                       concepts: torch.Tensor | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """Step-1 vectors (M, d) float32, word features (M, W, d) float16 and the mask (M, W) of texts whose token
-    mask is ``mask`` (M, L), W = the longest text. ``lower(start, stop, width)`` gives the text tower's
-    lower-layer output of texts ``start:stop`` cut to ``width`` tokens (the longest of that batch). With
-    ``enhanced`` False: base vectors and no word features (see :func:`encode_images_lower`)."""
+                       concepts: torch.Tensor | None = None) -> TextFeatures:
+    """Step-1 features of texts whose token mask is ``mask`` (M, L): vectors (M, d) float32, word features
+    (M, W, d) float16 with their mask (M, W), W = the longest text, and bridge vectors (M, r).
+    ``lower(start, stop, width)`` gives the text tower's lower-layer output of texts ``start:stop`` cut to
+    ``width`` tokens (the longest of that batch). With ``enhanced`` False: base vectors alone, word features
+    empty (see :func:`encode_images_lower`)."""
     mask = torch.as_tensor(np.asarray(mask)).bool()
     lengths = mask.sum(1)
     mask = mask[:, :max(1, int(lengths.max())) if len(mask) else 1]
     concepts = model.concept_embeddings() if concepts is None else concepts
-    vecs = []
-    words = np.zeros((*mask.shape, model.cfg.dim), np.float16) if enhanced else None
+    vecs, bridge = [], []
+    words = np.zeros((*mask.shape, model.cfg.dim) if enhanced else (len(mask), 0, model.cfg.dim), np.float16)
     for a in range(0, len(mask), batch_size):
         b = min(len(mask), a + batch_size)
         width = max(1, int(lengths[a:b].max()))
         m = mask[a:b, :width].to(model.device)
-        local = model.text_local(_as_input(lower(a, b, width), model.device), m, concepts)
+        hidden = _as_input(lower(a, b, width), model.device)
+        local = model.text_local(hidden, m, concepts)
         if enhanced:
             vecs.append(model.text_global(local).vec.float().cpu())
             words[a:b, :width] = local.feats.half().cpu().numpy()
+            if model.cfg.bridge_dim:
+                bridge.append(model.bridge.text_vectors(model.bridge.sentence(hidden, m)).float().cpu())
         else:
             vecs.append(F.normalize(model.txt_pool(local.feats, local.mask), dim=-1).float().cpu())
     out = torch.cat(vecs).numpy() if vecs else np.zeros((0, model.cfg.dim), np.float32)
-    return out, words, mask.numpy()
+    return TextFeatures(out, words, mask.numpy(), bridge=_bridge_out(bridge, model, enhanced))
+
+
+@torch.no_grad()
+def encode_texts(model: SFEModel, texts, batch_size: int = 256, concepts: torch.Tensor | None = None) -> TextFeatures:
+    """Step-1 features of raw texts, tokenized here (an empty text is read as ".")."""
+    texts = [t if t.strip() else "." for t in texts]
+    enc = model.text.tokenize(list(texts))
+    ids, mask = enc["input_ids"].to(model.device), enc["attention_mask"].to(model.device)
+    feats = encode_texts_lower(model, enc["attention_mask"], lambda a, b, w: model.text.lower(ids[a:b, :w], mask[a:b, :w]),
+                               batch_size, concepts=concepts)
+    feats.tokens, feats.texts = enc["tokens"], list(texts)
+    return feats
 
 
 def cached_text_lower(text_lower: dict) -> LowerBatch:
@@ -121,6 +170,5 @@ def encode_dataset(model: SFEModel, image_lower, text_lower: dict,
                    batch_size: int = 256) -> tuple[ImageFeatures, TextFeatures]:
     """Step-1 features of every image and caption of a dataset from its cached lower-layer features."""
     model.eval()
-    g, patches = encode_images_lower(model, image_lower, batch_size)
-    t, words, mask = encode_texts_lower(model, text_lower["mask"], cached_text_lower(text_lower), batch_size)
-    return ImageFeatures(g, patches), TextFeatures(t, words, mask)
+    return (encode_images_lower(model, image_lower, batch_size),
+            encode_texts_lower(model, text_lower["mask"], cached_text_lower(text_lower), batch_size))

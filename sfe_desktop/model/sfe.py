@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .backbones import ImageBackbone, TextBackbone
+from .bridge import LabelBridge
+from .fusion import Confidence, Fusion
 from .config import ModelConfig
 from .cues import AttentionPool, ConceptCue, ConceptGraph, InstanceCue, NeighbourCue
 from .reranker import Reranker
@@ -65,6 +67,13 @@ class SFEModel(nn.Module):
             self.txt_neighbour = NeighbourCue(d, cfg.neighbours_k)
         if cfg.use_step2:
             self.reranker = Reranker(d)
+        if cfg.bridge_dim:  # frozen copies of the pretrained tops, taken before any fine-tuned weight is loaded
+            img, txt = self.image, self.text
+            top = nn.Sequential(*img.blocks[img.split:], img.head) if img.n_upper_blocks else nn.Identity()
+            self.bridge = LabelBridge(top, img.classifier, txt.layers[txt.split:], txt.run_top,
+                                      txt.out_channels, cfg.bridge_dim)
+        self.fusion: Fusion | None = None  # how Step 1/2 and the bridge mix (set by calibration or a checkpoint)
+        self.confidence: Confidence | None = None  # P(true match) of a result (likewise)
         self.register_buffer("mem_img", torch.zeros(0, d))
         self.register_buffer("mem_txt", torch.zeros(0, d))
         self.register_buffer("mem_cap_img", torch.zeros(0, dtype=torch.long))
