@@ -35,7 +35,7 @@ def build(col, n: int, chunk: int = 10_000) -> None:
     rng = np.random.default_rng(0)
     for start in range(0, n, chunk):
         k = min(chunk, n - start)
-        g = rng.standard_normal((k, rt.dim)).astype(np.float32)
+        g = rng.standard_normal((k, rt.vector_dim)).astype(np.float32)
         g /= np.linalg.norm(g, axis=1, keepdims=True)
         p = rng.standard_normal((k, col.n_patches, rt.dim)).astype(np.float16)
         rows = [FileRow(None, f"{i // 1000:03d}/IMG_{i:06d}.jpg".encode(), 3_000_000, i, f"{i:040x}", 4000, 3000,
@@ -110,7 +110,7 @@ def main() -> None:
     print(f"text->image Step 1 only (median):  {step1:7.1f} ms  (target < 50; includes text encoding {text_only:.1f} ms, "
           f"faiss top-100 {faiss_only:.1f} ms)")
     print(f"text->image + Step 2 on top {k}:   {rerank:7.1f} ms  (target < 300)")
-    print(f"memory: faiss index in RAM {args.n * runtime.dim * 4 / 1e6:.0f} MB (vectors) ; patches memory-mapped "
+    print(f"memory: faiss index in RAM {args.n * runtime.vector_dim * 4 / 1e6:.0f} MB (vectors) ; patches memory-mapped "
           f"({sizes.get('patches.f16', 0):.0f} MB on disk, {k} rows read per re-ranked query)")
     print(f"resident memory: +{rss_open - rss0:.0f} MB after opening, +{rss_query - rss0:.0f} MB after the queries "
           f"(process {rss_query:.0f} MB including the model)")

@@ -82,10 +82,12 @@ class _RowFile:
 class VectorStore:
     """Global vectors and patch features of every encoded image, addressed by row."""
 
-    def __init__(self, directory: str | Path, dim: int, n_patches: int):
+    def __init__(self, directory: str | Path, dim: int, n_patches: int, vector_dim: int | None = None):
+        """``dim``: width of a patch feature; ``vector_dim``: of a global vector (``dim`` when not given)."""
         directory = Path(directory)
         self.dim, self.n_patches = dim, n_patches
-        self.globals = _RowFile(directory / "global.f32", np.float32, (dim,))
+        self.vector_dim = vector_dim or dim
+        self.globals = _RowFile(directory / "global.f32", np.float32, (self.vector_dim,))
         self.patches = _RowFile(directory / "patches.f16", np.float16, (n_patches, dim))
 
     def write(self, start: int, global_: np.ndarray, patches: np.ndarray) -> None:

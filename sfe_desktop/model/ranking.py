@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .fusion import Fusion, nearest_cosine
 from .config import ModelConfig
 from .features import ImageFeatures, TextFeatures
 from .sfe import SFEModel
@@ -73,6 +74,43 @@ def text_to_images(model: SFEModel, texts: TextFeatures, images: ImageFeatures, 
 def image_to_texts(model: SFEModel, images: ImageFeatures, texts: TextFeatures, **kwargs) -> PairScorer:
     """Scorer of image queries (rows of ``images``) against caption candidates (rows of ``texts``)."""
     return lambda q, c: step2_scores(model, texts, images, c, q, **kwargs)
+
+
+@dataclass
+class FusedScoring:
+    """Step-1 score matrices of a set of images against a set of texts, both ways, with the label bridge fused in
+    as a search fuses it (:class:`~sfe_desktop.model.bridge.Fusion`: each query's bridge weight from its novelty),
+    and the matching Step-2 rescorers. Without a bridge (or a fusion) the plain cosines."""
+
+    i2t: np.ndarray                      # (I, T) image queries against texts
+    t2i: np.ndarray                      # (T, I) text queries against images
+    fusion: Fusion | None = None
+    bridge_cos: np.ndarray | None = None  # (I, T)
+    w_image: np.ndarray | None = None     # (I,) bridge weight of each image query
+    w_text: np.ndarray | None = None      # (T,) ... of each text query
+
+    @classmethod
+    def of(cls, model: SFEModel, images: ImageFeatures, texts: TextFeatures) -> "FusedScoring":
+        cos = images.global_ @ texts.global_.T
+        fusion = model.fusion
+        if fusion is None or images.bridge is None or texts.bridge is None:
+            return cls(cos, cos.T)
+        near_img = nearest_cosine(images.global_, model.mem_img)
+        w_img = fusion.query_weights(near_img, "image")
+        w_txt = fusion.query_weights(nearest_cosine(texts.global_, model.mem_txt), "text", near_img)
+        bcos = images.bridge @ texts.bridge.T
+        return cls(fusion.step1(images, texts, w_img), fusion.step1(texts, images, w_txt), fusion, bcos, w_img, w_txt)
+
+    def rescore_i2t(self, scorer: PairScorer) -> PairScorer:
+        """``scorer`` (image query rows, text candidate rows) -> Step-2 scores, fused like :attr:`i2t`."""
+        if self.fusion is None:
+            return scorer
+        return lambda q, c: self.fusion.step2(scorer(q, c), self.bridge_cos[q, c], self.w_image[q])
+
+    def rescore_t2i(self, scorer: PairScorer) -> PairScorer:
+        if self.fusion is None:
+            return scorer
+        return lambda q, c: self.fusion.step2(scorer(q, c), self.bridge_cos[c, q], self.w_text[q])
 
 
 @dataclass

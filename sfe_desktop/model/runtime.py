@@ -18,7 +18,8 @@ from ..explanation import Explanation
 from .config import ModelConfig
 from .corpus import Corpus
 from .explain import explain_pair
-from .features import ImageFeatures, TextFeatures, encode_images_lower, encode_texts_lower
+from .features import ImageFeatures, TextFeatures, encode_images_lower, encode_texts, index_vectors
+from .fusion import Fusion, nearest_cosine
 from .ranking import rerank_depth, step2_scores
 from .sfe import SFEModel
 
@@ -51,6 +52,7 @@ class SFERuntime:
         self.source = source
         self.cfg: ModelConfig = model.cfg
         self.dim = self.cfg.dim
+        self.vector_dim = self.cfg.dim + self.cfg.bridge_dim  # width of an indexed vector (Step 1 + bridge)
         self.image_size = self.cfg.image_size
         self.rerank_k = rerank_depth(self.cfg)  # Step-1 candidates a search re-scores with Step 2 by default
         with torch.no_grad():
@@ -88,18 +90,51 @@ class SFERuntime:
     def encode_images(self, batch: torch.Tensor) -> ImageFeatures:
         """Step-1 features of a batch of preprocessed images (B, 3, S, S)."""
         lower = self.model.image.lower(batch.to(self.device))
-        return ImageFeatures(*encode_images_lower(self.model, lower, concepts=self._concepts))
+        return encode_images_lower(self.model, lower, concepts=self._concepts)
 
-    @torch.no_grad()
     def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> TextFeatures:
         """Step-1 features of texts (an empty text is read as ".")."""
-        texts = [t if t.strip() else "." for t in texts]
-        enc = self.model.text.tokenize(list(texts))
-        ids, mask = enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
-        g, words, mask = encode_texts_lower(self.model, enc["attention_mask"],
-                                            lambda a, b, w: self.model.text.lower(ids[a:b, :w], mask[a:b, :w]),
-                                            batch_size, concepts=self._concepts)
-        return TextFeatures(g, words, mask, enc["tokens"], list(texts))
+        return encode_texts(self.model, texts, batch_size, concepts=self._concepts)
+
+    # ------------------------------------------------------------------ fusion and confidence
+    @property
+    def fusion(self) -> Fusion | None:
+        """How Step 1/2 and the label bridge mix (None: a checkpoint without a calibrated bridge)."""
+        return self.model.fusion if self.model.cfg.bridge_dim else None
+
+    def nearest_memory(self, vectors: np.ndarray, kind: str) -> np.ndarray:
+        """(N,) cosine of Step-1 vectors of ``kind`` ("image"/"text") to their nearest training-memory item."""
+        return nearest_cosine(vectors, self.model.mem_img if kind == "image" else self.model.mem_txt)
+
+    def query_weights(self, feats: ImageFeatures | TextFeatures, kind: str,
+                      candidates_nearest: np.ndarray | None = None) -> np.ndarray:
+        """(Q,) the bridge's weight for each query (:meth:`Fusion.query_weights`); zeros without fusion."""
+        if self.fusion is None:
+            return np.zeros(len(feats))
+        return self.fusion.query_weights(self.nearest_memory(feats.global_, kind), kind, candidates_nearest)
+
+    def query_vectors(self, feats: ImageFeatures | TextFeatures, weights: np.ndarray) -> np.ndarray:
+        """(Q, vector_dim) query vectors whose inner product with indexed vectors is the fused Step-1 score."""
+        f = self.fusion
+        if feats.bridge is None:
+            return feats.index_vectors()
+        if f is None:  # a bridge but no fusion fitted: the model's score alone
+            return index_vectors(feats.global_, np.zeros_like(feats.bridge))
+        return f.query_vectors(feats.global_, feats.bridge, weights)
+
+    def fused_step2(self, step2: np.ndarray, query_bridge: np.ndarray | None, candidates_bridge: np.ndarray | None,
+                    weight: float) -> np.ndarray:
+        """Step-2 scores of one query's candidates, fused with the bridge as Step 1 is."""
+        if self.fusion is None or query_bridge is None or candidates_bridge is None:
+            return step2
+        return self.fusion.step2(step2, candidates_bridge @ query_bridge, weight)
+
+    def confidence(self, step1: np.ndarray, familiarity: np.ndarray | float) -> np.ndarray | None:
+        """P(true match) of pairs with fused Step-1 scores ``step1`` whose text has cosine ``familiarity`` to its
+        nearest training caption; None when the checkpoint has no calibration."""
+        if self.model.confidence is None:
+            return None
+        return self.model.confidence(step1, familiarity)
 
     # ------------------------------------------------------------------ Step 2
     def rerank_text(self, text: TextFeatures, images: ImageFeatures) -> np.ndarray:
@@ -114,10 +149,21 @@ class SFERuntime:
 
     # ------------------------------------------------------------------ corpus
     def caption_corpus(self, progress: Callable[[int, int], None] | None = None) -> tuple[list[str], np.ndarray]:
-        """The bundled caption corpus (duplicates removed) and its Step-1 vectors.
+        """The bundled caption corpus (duplicates removed) and its index vectors (Step-1 vectors, with the bridge
+        vectors beside them when the model has a bridge).
 
-        The memory bank already holds every training caption's base vector, so only the cross-modal
-        cues run here (seconds, no text tower); a corpus without a matching bank is encoded."""
+        Without a bridge the memory bank already holds every training caption's base vector, so only the
+        cross-modal cues run here (seconds, no text tower); a corpus without a matching bank, or a model with a
+        bridge, is encoded."""
+        if self._corpus is None and self.model.cfg.bridge_dim:  # the bridge vectors need the text tower
+            texts, _ = unique_captions(self.corpus.captions)
+            parts = []
+            for a in range(0, len(texts), 512):
+                parts.append(self.encode_texts(texts[a:a + 512]).index_vectors())
+                if progress:
+                    progress(min(a + 512, len(texts)), len(texts))
+            vecs = np.concatenate(parts) if parts else np.zeros((0, self.vector_dim), np.float32)
+            self._corpus = (texts, vecs)
         if self._corpus is None:
             texts, keep = unique_captions(self.corpus.captions)
             bank = self.model.mem_txt
@@ -163,5 +209,6 @@ def tiny_runtime(seed: int = 0, device: str = "cpu", **changes) -> SFERuntime:
             cap_img.append(i)
     gen = torch.Generator().manual_seed(seed)
     pixels = torch.rand(len(images), 3, cfg.image_size, cfg.image_size, generator=gen)
-    meta, corpus = build_corpus_state(model, captions, cap_img, images, image_batches=[pixels])
+    meta, corpus = build_corpus_state(model, captions, cap_img, images, image_batches=[pixels],
+                                      calibrate_on_corpus=True)
     return SFERuntime(model, meta, torch.device(device), f"tiny-{seed}", corpus=corpus)

@@ -28,6 +28,7 @@ from .types import IMAGE_TO_IMAGE, IMAGE_TO_TEXT, PIXELS_QUERY, TEXT_TO_IMAGE, R
 log = logging.getLogger(__name__)
 
 CACHE_SIZE = 32
+NOVELTY_SAMPLE = 2000  # photos sampled to tell how far a collection is from the training photos
 T = TypeVar("T")
 
 
@@ -40,6 +41,7 @@ class Searcher:
         self._lock = threading.Lock()
         self._cache: OrderedDict = OrderedDict()
         self._captions: tuple[int, list[str], np.ndarray] | None = None
+        self._nearest: tuple[int, np.ndarray] | None = None
 
     def clear_cache(self) -> None:
         """Forget the cached query features (benchmarks time the text encoding of every query)."""
@@ -98,13 +100,30 @@ class Searcher:
     def _rerank_k(self, override: int | None) -> int:
         return self.runtime.rerank_k if override is None else rerank_depth(self.runtime.cfg, override)
 
-    def _photos(self, hits: list[tuple[FileRow, float]], ranked: Ranked, direction: str, query: str) -> list[Result]:
+    def _photos(self, hits: list[tuple[FileRow, float]], ranked: Ranked, direction: str, query: str,
+                confidence: np.ndarray | None = None) -> list[Result]:
         out = []
         for n, (i, score, step1) in enumerate(zip(ranked.index, ranked.score, ranked.step1)):
             row = hits[i][0]
             out.append(Result(n + 1, float(score), float(step1), direction, query, path=self.state.abs_path(row.path),
-                              width=row.width, height=row.height, date_taken=row.date_taken))
+                              width=row.width, height=row.height, date_taken=row.date_taken,
+                              confidence=None if confidence is None else round(float(confidence[n]), 4)))
         return out
+
+    def collection_nearest(self) -> np.ndarray:
+        """Nearest-memory cosines of (a sample of) the collection's photos: how far the collection is from the
+        training photos, which weighs the label bridge in text searches. Cached until the photo count changes."""
+        if self.runtime.fusion is None:
+            return np.zeros(0, np.float32)
+        count = self.state.vector_count()[0]
+        with self._lock:
+            if self._nearest is not None and self._nearest[0] == count:
+                return self._nearest[1]
+        g = self.state.sample_vectors(NOVELTY_SAMPLE)[:, :self.runtime.dim]
+        near = self.runtime.nearest_memory(g, "image")
+        with self._lock:
+            self._nearest = (count, near)
+        return near
 
     # -- searches --------------------------------------------------------------------------------
     def search_text(self, query: str, top: int, rerank_k: int | None) -> list[Result]:
@@ -113,16 +132,24 @@ class Searcher:
         if not query:
             raise SFEError("the query is empty")
         k = self._rerank_k(rerank_k)
+        rt = self.runtime
         text = self.text(query)
-        hits = self.state.nearest(text.global_, max(top, k))  # by Step 1, ties by path
-        ranked = rank_one(np.array([s for _, s in hits]), lambda c: self.runtime.rerank_text(
-            text[0], self.state.features([hits[i][0] for i in c])), k, top)
-        return self._photos(hits, ranked, TEXT_TO_IMAGE, query)
+        w = float(rt.query_weights(text, "text", self.collection_nearest())[0])
+        hits = self.state.nearest(rt.query_vectors(text, [w]), max(top, k))  # by fused Step 1, ties by path
+
+        def rescore(c: np.ndarray) -> np.ndarray:
+            feats = self.state.features([hits[i][0] for i in c])
+            return rt.fused_step2(rt.rerank_text(text[0], feats), _bridge(text), feats.bridge, w)
+
+        ranked = rank_one(np.array([s for _, s in hits]), rescore, k, top)
+        familiar = rt.nearest_memory(text.global_, "text")[0]
+        return self._photos(hits, ranked, TEXT_TO_IMAGE, query, rt.confidence(ranked.step1, familiar))
 
     def similar(self, photo, top: int) -> list[Result]:
         self.state.check()
         feats, own, label = self.photo(photo)
-        hits = [(r, s) for r, s in self.state.nearest(feats.global_, top + 1) if own is None or r.id != own.id]
+        query = self.runtime.query_vectors(feats, self.runtime.query_weights(feats, "image"))
+        hits = [(r, s) for r, s in self.state.nearest(query, top + 1) if own is None or r.id != own.id]
         ranked = rank_one(np.array([s for _, s in hits]), lambda c: np.zeros(0), 0, top)  # Step 1 only
         return self._photos(hits, ranked, IMAGE_TO_IMAGE, label)
 
@@ -133,13 +160,22 @@ class Searcher:
         if not texts:
             return []
         k = self._rerank_k(rerank_k)
-        step1 = vectors @ np.asarray(feats.global_[0], dtype=np.float32)
+        rt = self.runtime
+        w = float(rt.query_weights(feats, "image")[0])
+        step1 = vectors @ rt.query_vectors(feats, [w])[0]
         n = min(len(texts), max(top, k))
         idx = np.argpartition(-step1, n - 1)[:n] if n < len(texts) else np.arange(len(texts))
         idx = sorted(idx.tolist(), key=lambda i: (-step1[i], texts[i]))  # candidates by Step 1, ties by text
-        ranked = rank_one(step1[idx], lambda c: self.runtime.rerank_image(
-            feats[0], self.runtime.encode_texts([texts[idx[i]] for i in c])), k, top)
-        return [Result(n + 1, float(score), float(s1), IMAGE_TO_TEXT, label, caption=texts[idx[i]])
+
+        def rescore(c: np.ndarray) -> np.ndarray:
+            caps = rt.encode_texts([texts[idx[i]] for i in c])
+            return rt.fused_step2(rt.rerank_image(feats[0], caps), _bridge(feats), caps.bridge, w)
+
+        ranked = rank_one(step1[idx], rescore, k, top)
+        chosen = np.asarray([idx[i] for i in ranked.index], dtype=np.int64)
+        conf = rt.confidence(ranked.step1, rt.nearest_memory(vectors[chosen, :rt.dim], "text")) if len(chosen) else None
+        return [Result(n + 1, float(score), float(s1), IMAGE_TO_TEXT, label, caption=texts[idx[i]],
+                       confidence=None if conf is None else round(float(conf[n]), 4))
                 for n, (i, score, s1) in enumerate(zip(ranked.index, ranked.score, ranked.step1))]
 
     def explain(self, result: Result) -> Explanation:
@@ -156,3 +192,8 @@ class Searcher:
             return self.runtime.explain(self.text(result.caption)[0], feats[0],
                                         photo=os.path.abspath(os.fspath(result.query)), photo_label="query photo")
         raise SFEError("explanations exist for text->image and image->text results only")
+
+
+def _bridge(feats: ImageFeatures | TextFeatures) -> np.ndarray | None:
+    """The first row's bridge vector (None without a bridge)."""
+    return None if feats.bridge is None else feats.bridge[0]

@@ -37,7 +37,7 @@ from ..catalog.db import OK
 from ..errors import IndexStateError, SFEError
 from ..index import ThumbnailCache, VectorIndex, VectorStore
 from ..index.lock import FolderLock
-from ..model.features import ImageFeatures
+from ..model.features import ImageFeatures, split_index_vectors
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +51,19 @@ class IndexFormat:
     """What the stored vectors depend on: the checkpoint that encoded them and their sizes."""
 
     checkpoint_id: str
-    dim: int
+    dim: int                 # width of a patch feature
     grid: tuple[int, int]
     image_size: int
+    vector_dim: int = 0      # width of an indexed vector (the Step-1 vector and the bridge vector beside it)
+
+    def __post_init__(self) -> None:
+        if not self.vector_dim:
+            object.__setattr__(self, "vector_dim", self.dim)
 
     @classmethod
     def of(cls, runtime) -> "IndexFormat":
         return cls(runtime.checkpoint_id, int(runtime.dim), (int(runtime.grid[0]), int(runtime.grid[1])),
-                   int(runtime.image_size))
+                   int(runtime.image_size), int(runtime.vector_dim))
 
     @property
     def n_patches(self) -> int:
@@ -70,7 +75,7 @@ class IndexFormat:
 
     def meta(self) -> dict:
         return {"checkpoint_id": self.checkpoint_id, "dim": self.dim, "grid": self.grid_text,
-                "image_size": self.image_size}
+                "image_size": self.image_size, "vector_dim": self.vector_dim}
 
 
 class IndexState:
@@ -97,12 +102,13 @@ class IndexState:
         if built_with and built_with != fmt.checkpoint_id:
             self.stale = (f"the index in {index_dir} was built with checkpoint {built_with[:12]}, not "
                           f"{fmt.checkpoint_id[:12]}: re-index with reencode=True (sfe-desktop index --reencode)")
-        elif built_with and (meta.get("dim") != str(fmt.dim) or meta.get("grid") != fmt.grid_text):
+        elif built_with and (meta.get("dim") != str(fmt.dim) or meta.get("grid") != fmt.grid_text
+                             or meta.get("vector_dim", meta.get("dim")) != str(fmt.vector_dim)):
             self.stale = f"the index in {index_dir} has other feature sizes than this model: re-index with reencode=True"
         self._next_row = int(meta.get("next_row", 0))
-        self.store = VectorStore(index_dir, fmt.dim, fmt.n_patches)
+        self.store = VectorStore(index_dir, fmt.dim, fmt.n_patches, fmt.vector_dim)
         self._recover_compaction(meta)
-        self.vindex = VectorIndex(fmt.dim)
+        self.vindex = VectorIndex(fmt.vector_dim)
         if built_with and not self.stale:
             self._load_vectors()
 
@@ -168,14 +174,15 @@ class IndexState:
         """Store a batch: ``encoded[i]`` gets the vectors ``features[i]`` (at a new row), ``others`` (skipped
         files) are recorded, ``deletes`` (catalog ids) dropped, all in one transaction after the row files."""
         start = self._next_row
+        vectors = features.index_vectors()
         if encoded:
-            self.store.write(start, features.global_, features.patches)
+            self.store.write(start, vectors, features.patches)
         rows = [replace(r, vec_row=start + i) for i, r in enumerate(encoded)]
         ids = self.catalog.commit(rows + list(others), deletes, {"next_row": start + len(rows)})
         with self.lock:
             self._next_row = start + len(rows)
             if rows:
-                self.vindex.add(np.asarray(ids[:len(rows)]), features.global_)
+                self.vindex.add(np.asarray(ids[:len(rows)]), vectors)
                 self._dirty = True
 
     def finish_run(self) -> int:
@@ -191,7 +198,7 @@ class IndexState:
             self.catalog.reset_vectors({**self.format.meta(), "next_row": 0})
             self.catalog.remove_captions("sidecar:")
             self.store.clear()  # the same object: its row-file locks keep truncation and reads apart
-            self.vindex = VectorIndex(self.format.dim)
+            self.vindex = VectorIndex(self.format.vector_dim)
             self._next_row = 0
             self._dirty = True
             self.stale = None
@@ -202,7 +209,7 @@ class IndexState:
         path = self.index_dir / FAISS_FILE
         if path.exists():
             try:
-                self.vindex = VectorIndex.load(path, self.format.dim)
+                self.vindex = VectorIndex.load(path, self.format.vector_dim)
             except IndexStateError as exc:
                 log.warning("%s; rebuilding it from the stored vectors", exc)
         self.sync_vectors()
@@ -226,7 +233,7 @@ class IndexState:
             self._dirty = True
             if (extra.size and not self.vindex.can_remove()) or (len(ids) > 100_000) != self.vindex.is_hnsw:
                 log.info("rebuilding the vector index (%d vectors)", len(ids))
-                self.vindex = VectorIndex.build(self.format.dim, ids, self.store.read_globals(rows))
+                self.vindex = VectorIndex.build(self.format.vector_dim, ids, self.store.read_globals(rows))
                 return
             self.vindex.remove(extra)
             if missing.any():
@@ -311,12 +318,21 @@ class IndexState:
         hits = [(rows[i], float(s)) for i, s in zip(ids[0].tolist(), scores[0].tolist()) if i in rows]
         return sorted(((r, s) for r, s in hits if r.status == OK), key=lambda h: (-h[1], h[0].path))
 
+    def sample_vectors(self, n: int, seed: int = 0) -> np.ndarray:
+        """Stored index vectors of up to ``n`` indexed files drawn at random (all of them when fewer)."""
+        rows = np.array([r for _, r in self.catalog.live()], dtype=np.int64)
+        if len(rows) > n:
+            rows = np.sort(np.random.default_rng(seed).choice(rows, n, replace=False))
+        with self.lock:
+            return self.store.read_globals(rows) if len(rows) else np.zeros((0, self.format.vector_dim), np.float32)
+
     def features(self, rows: list[FileRow]) -> ImageFeatures:
         """Stored Step-1 vectors and patch features of indexed files."""
         vec = np.asarray([r.vec_row for r in rows], dtype=np.int64)
         with self.lock:  # not during a reset (re-encode), which empties the row files
             try:
-                return ImageFeatures(self.store.read_globals(vec), self.store.read_patches(vec))
+                g, bridge = split_index_vectors(self.store.read_globals(vec), self.format.dim)
+                return ImageFeatures(g, self.store.read_patches(vec), bridge)
             except IndexError as exc:  # the rows were dropped by a reset after they were looked up
                 raise SFEError("the index was reset while searching; search again") from exc
 

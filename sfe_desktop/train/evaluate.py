@@ -14,7 +14,7 @@ import numpy as np
 from ..data.datasets import PairDataset
 from ..data.features import image_lower_features, text_lower_features
 from ..model.features import ImageFeatures, TextFeatures, encode_dataset
-from ..model.ranking import image_to_texts, rank, rerank_depth, text_to_images
+from ..model.ranking import FusedScoring, image_to_texts, rank, rerank_depth, text_to_images
 from ..model.sfe import SFEModel
 from .metrics import recall
 
@@ -22,32 +22,41 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
 
 
-def rerank_matrices(model: SFEModel, images: ImageFeatures, texts: TextFeatures, sims: np.ndarray, k: int,
+def rerank_matrices(model: SFEModel, images: ImageFeatures, texts: TextFeatures, scoring: FusedScoring, k: int,
                     progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Ranking keys (images x captions) of image->text and text->image retrieval: each query's Step-1 top-``k``
     re-scored by Step 2 above the rest, as a search ranks them (:mod:`sfe_desktop.model.ranking`)."""
     def bar(direction: str):
         return (lambda done, total: progress(f"re-rank {direction}", done, total)) if progress else None
 
-    i2t = rank(sims, image_to_texts(model, images, texts, progress=bar("i2t")), k).ranking_key()
-    t2i = rank(sims.T, text_to_images(model, texts, images, progress=bar("t2i")), k).ranking_key()
-    return i2t, t2i.T
+    i2t = rank(scoring.i2t, scoring.rescore_i2t(image_to_texts(model, images, texts, progress=bar("i2t"))), k)
+    t2i = rank(scoring.t2i, scoring.rescore_t2i(text_to_images(model, texts, images, progress=bar("t2i"))), k)
+    return i2t.ranking_key(), t2i.ranking_key().T
+
+
+def _both_ways(i2t: np.ndarray, t2i_transposed: np.ndarray, cap_img: np.ndarray) -> dict:
+    """Recall of image->text from the first (images x captions) matrix and of text->image from the second."""
+    a, b = recall(i2t, cap_img), recall(t2i_transposed, cap_img)
+    merged = {key: v for key, v in a.items() if key.startswith("i2t")}
+    merged.update({key: v for key, v in b.items() if key.startswith("t2i")})
+    merged["rsum"] = sum(v for key, v in merged.items() if key != "rsum")
+    return merged
 
 
 def evaluate_encoded(model: SFEModel, images: ImageFeatures, texts: TextFeatures, cap_img,
                      rerank_k: int | None = None, progress: Progress | None = None) -> dict:
-    """Step-1 and re-ranked recall of encoded images and captions; ``rerank_k`` defaults to the model's."""
+    """Step-1 and re-ranked recall of encoded images and captions, ranked as a search ranks (the bridge fused in
+    when the model has one); ``rerank_k`` defaults to the model's. With a bridge, ``model`` (the trained part's
+    Step 1 alone) and ``bridge`` (the bridge alone) are reported too."""
     cap_img = np.asarray(cap_img)
-    sims = images.global_ @ texts.global_.T
-    result = {"step1": recall(sims, cap_img)}
+    scoring = FusedScoring.of(model, images, texts)
+    result = {"step1": _both_ways(scoring.i2t, scoring.t2i.T, cap_img)}
+    if scoring.fusion is not None:
+        result["model"] = recall(images.global_ @ texts.global_.T, cap_img)
+        result["bridge"] = recall(images.bridge @ texts.bridge.T, cap_img)
     k = rerank_depth(model.cfg, rerank_k)
     if k:
-        i2t, t2i = rerank_matrices(model, images, texts, sims, k, progress)
-        a, b = recall(i2t, cap_img), recall(t2i, cap_img)
-        merged = {key: v for key, v in a.items() if key.startswith("i2t")}
-        merged.update({key: v for key, v in b.items() if key.startswith("t2i")})
-        merged["rsum"] = sum(v for key, v in merged.items() if key != "rsum")
-        result["rerank"] = merged
+        result["rerank"] = _both_ways(*rerank_matrices(model, images, texts, scoring, k, progress), cap_img)
     else:
         result["rerank"] = dict(result["step1"])
     result["rerank_k"] = k

@@ -203,7 +203,13 @@ def test_a_second_process_cannot_index_the_same_folder_at_once(photos, runtime):
 def search_snapshot(root, rt, index_dir=None):
     with Collection.open(root, rt, index_dir) as col:
         hits = col.search_text("a red dog", top=100)  # Step 2 reads the patch rows
-        return [(h.path, round(h.score, 5)) for h in hits], col.next_row, col.store.rows()
+        return [(h.path, h.score) for h in hits], col.next_row, col.store.rows()
+
+
+def same_hits(a, b) -> bool:
+    """The same photos in the same order with the same scores (to float32 rounding: photos encoded in batches
+    of other sizes differ in the last bits, which the fused score's scale makes visible)."""
+    return [p for p, _ in a] == [p for p, _ in b] and np.allclose([s for _, s in a], [s for _, s in b], rtol=1e-4)
 
 
 def churn(photos):
@@ -223,7 +229,7 @@ def test_unused_vector_rows_are_compacted_away(photos, runtime, tmp_path):
     with Collection.open(photos, runtime, tmp_path / "fresh") as col:  # the same folder indexed from scratch
         col.index()
     fresh, _, _ = search_snapshot(photos, runtime, tmp_path / "fresh")
-    assert after == fresh and len(after) == 7
+    assert same_hits(after, fresh) and len(after) == 7
     assert not list((photos / ".sfe-index").glob("*.compact"))
 
 
@@ -234,12 +240,12 @@ def test_a_compaction_killed_half_way_is_discarded_or_finished(photos, runtime, 
     with Collection.open(photos, runtime, batch_size=3) as col:
         monkeypatch.setattr(col.state, "compact", lambda *a, **k: 0)  # index without compacting ...
         col.index()
-        expected = [(h.path, round(h.score, 5)) for h in col.search_text("a red dog", top=100)]
+        expected = [(h.path, h.score) for h in col.search_text("a red dog", top=100)]
         live = np.unique([r for _, r in col.catalog.live()])
         col.store.write_compacted(live)  # ... then do its first steps by hand and "die"
         if killed == "after the catalog changed":
             col.catalog.renumber_rows({int(o): n for n, o in enumerate(live)}, {"next_row": len(live), "compacting": 1})
     after, next_row, stored = search_snapshot(photos, runtime)  # open repairs
-    assert after == expected
+    assert same_hits(after, expected)
     assert not list((photos / ".sfe-index").glob("*.compact"))
     assert (next_row, stored) == ((7, 7) if killed == "after the catalog changed" else (11, 11))

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 from collection_fixtures import data_dir, photos, runtime  # noqa: F401
 
-from sfe_desktop.model.features import ImageFeatures
-from sfe_desktop.model.ranking import rank, rank_one, rerank_depth
+from sfe_desktop.model.ranking import FusedScoring, rank, rank_one, rerank_depth
 from sfe_desktop.search import Collection
 from sfe_desktop.train.evaluate import evaluate_encoded, rerank_matrices
 from sfe_desktop.train.metrics import ranks
@@ -48,11 +47,11 @@ def test_evaluate_ranks_the_collections_photos_as_search_text_does(photos, runti
         col.index()
         files = sorted((r for r in col.catalog.files().values() if r.vec_row is not None), key=lambda r: r.path)
         paths = [str(photos / r.path.decode()) for r in files]
-        rows = np.array([r.vec_row for r in files])
-        images = ImageFeatures(col.store.read_globals(rows), col.store.read_patches(rows))
+        images = col.state.features(files)
+        assert images.bridge is not None  # the tiny model has a label bridge: the fused path is the one compared
         texts = runtime.encode_texts(captions)
         depth = rerank_depth(runtime.cfg, k)
-        _, t2i = rerank_matrices(runtime.model, images, texts, images.global_ @ texts.global_.T, depth)
+        _, t2i = rerank_matrices(runtime.model, images, texts, FusedScoring.of(runtime.model, images, texts), depth)
         searched = [col.search_text(c, top=len(paths), rerank_k=k) for c in captions]
         for j, hits in enumerate(searched):
             evaluated = [paths[i] for i in np.lexsort((np.arange(len(paths)), -t2i[:, j]))]

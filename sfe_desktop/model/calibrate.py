@@ -1,0 +1,125 @@
+"""Calibration on a validation split: how the model's scores and the bridge's are fused (:class:`Fusion`), and a
+match confidence (:class:`Confidence`) a person can read.
+
+Both are fitted once, when a checkpoint is written, from the Step-1 features of the validation images and
+captions, and stored in the checkpoint's ``config.json``.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .fusion import Confidence, Fusion, nearest_cosine
+from .features import ImageFeatures, TextFeatures
+from .sfe import SFEModel
+
+NOVELTY_PERCENTILE = 5.0  # in-domain items below this percentile of nearest-memory cosine start counting as novel
+
+
+def nonsense_queries(n: int, seed: int = 0) -> list[str]:
+    """Strings of random letters ("xqzv plorf blargh"): queries that match nothing."""
+    rng = np.random.default_rng(seed)
+    letters = list("abcdefghijklmnopqrstuvwxyz")
+    return [" ".join("".join(rng.choice(letters, int(rng.integers(3, 9)))) for _ in range(int(rng.integers(1, 5))))
+            for _ in range(n)]
+
+
+def _pairs_sample(n_rows: int, n_cols: int, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    return rng.integers(n_rows, size=size), rng.integers(n_cols, size=size)
+
+
+def fit_fusion(model: SFEModel, images: ImageFeatures, texts: TextFeatures, sample: int = 20_000,
+               seed: int = 0) -> Fusion:
+    """Spreads of the three scores over random in-domain pairs and the novelty thresholds, from a val split."""
+    rng = np.random.default_rng(seed)
+    i, t = _pairs_sample(len(images), len(texts), sample, rng)
+    s1 = (images.global_[i] * texts.global_[t]).sum(1)
+    sb = (images.bridge[i] * texts.bridge[t]).sum(1)
+    k = min(4000, sample)
+    from .ranking import step2_scores
+
+    s2 = step2_scores(model, texts, images, t[:k], i[:k]) if model.cfg.use_step2 else s1[:k]
+    near_img = nearest_cosine(images.global_, model.mem_img)
+    near_txt = nearest_cosine(texts.global_, model.mem_txt)
+    return Fusion(sigma_step1=float(np.std(s1)), sigma_step2=float(np.std(s2)), sigma_bridge=float(np.std(sb)),
+                  novelty_image=float(np.percentile(near_img, NOVELTY_PERCENTILE)),
+                  novelty_text=float(np.percentile(near_txt, NOVELTY_PERCENTILE)))
+
+
+def _logistic(x: np.ndarray, y: np.ndarray, steps: int = 800, lr: float = 0.1) -> tuple[float, float, float]:
+    """Weighted logistic regression (classes balanced) with non-negative slopes; returns (a, b, c)."""
+    xt = torch.as_tensor(x, dtype=torch.float64)
+    yt = torch.as_tensor(y, dtype=torch.float64)
+    mu, sd = xt.mean(0), xt.std(0).clamp(min=1e-6)
+    z = (xt - mu) / sd
+    w = torch.where(yt > 0, 0.5 / yt.mean(), 0.5 / (1 - yt.mean()))
+    coef = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    bias = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.Adam([coef, bias], lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = (w * torch.nn.functional.binary_cross_entropy_with_logits(z @ coef + bias, yt, reduction="none")).mean()
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            coef.clamp_(min=0)
+    a, b = (coef / sd).detach().tolist()
+    c = float((bias - (coef * mu / sd).sum()).detach())
+    return float(a), float(b), c
+
+
+def confidence_samples(model: SFEModel, images: ImageFeatures, texts: TextFeatures, cap_img,
+                       encode_texts: Callable[[list[str]], TextFeatures], n_nonsense: int = 500,
+                       seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(features (n, 2): fused Step-1 score and query familiarity, labels (n,)) of true pairs, random pairs and
+    nonsense queries against their best photo, for fitting and measuring :class:`Confidence`."""
+    fusion = model.fusion or Fusion()
+    cap_img = np.asarray(cap_img)
+    rng = np.random.default_rng(seed)
+    near_img = nearest_cosine(images.global_, model.mem_img)
+
+    def scored(tx: TextFeatures, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(fused score of each text against image ``rows`` (or its best image when None), familiarity)."""
+        near = nearest_cosine(tx.global_, model.mem_txt)
+        w = fusion.query_weights(near, "text", near_img) if tx.bridge is not None else np.zeros(len(tx))
+        full = fusion.step1(tx, images, w)
+        s = full.max(1) if rows is None else full[np.arange(len(tx)), rows]
+        return s, near
+
+    pos = scored(texts, cap_img)
+    neg = scored(texts, (cap_img + rng.integers(1, len(images), size=len(cap_img))) % len(images))
+    non = scored(encode_texts(nonsense_queries(n_nonsense, seed)), None)
+    x = np.concatenate([np.stack(p, 1) for p in (pos, neg, non)])
+    y = np.concatenate([np.ones(len(pos[0])), np.zeros(len(neg[0]) + len(non[0]))])
+    return x, y
+
+
+def fit_confidence(x: np.ndarray, y: np.ndarray) -> Confidence:
+    return Confidence(*_logistic(x, y))
+
+
+def auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve (ties count half)."""
+    scores, labels = np.asarray(scores, np.float64), np.asarray(labels).astype(bool)
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    sorted_scores = scores[order]
+    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
+    avg = first + (counts - 1) / 2.0 + 1
+    ranks[order] = np.repeat(avg, counts)
+    n_pos, n_neg = labels.sum(), (~labels).sum()
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def calibrate(model: SFEModel, images: ImageFeatures, texts: TextFeatures, cap_img,
+              encode: Callable[[list[str]], TextFeatures]) -> dict:
+    """Fit the fusion (with a bridge) and the match confidence on a validation split's encoded ``images`` and
+    ``texts`` (caption ``j`` describes image ``cap_img[j]``) and set them on ``model``; ``encode`` encodes the
+    nonsense queries. Returns the confidence's ROC AUC on those samples, for the checkpoint's record."""
+    if model.cfg.bridge_dim and images.bridge is not None:
+        model.fusion = fit_fusion(model, images, texts)
+    x, y = confidence_samples(model, images, texts, cap_img, encode)
+    model.confidence = fit_confidence(x, y)
+    return {"confidence_auc_val": round(auc(model.confidence(x[:, 0], x[:, 1]), y), 4)}

@@ -1,0 +1,120 @@
+"""How a search scores a pair from the trained model and the label bridge (:mod:`sfe_desktop.model.bridge`), and
+how sure it is of a match. Plain numbers, fitted on a validation split (:mod:`sfe_desktop.model.calibrate`) and
+kept in the checkpoint's ``config.json``.
+
+Fusion (:class:`Fusion`): Step-1 and Step-2 scores are mixed with the bridge's cosine, each divided by its
+spread on in-domain pairs, with a weight that grows with how *novel* the query side is. Novelty is the
+cosine of an item to its nearest neighbour in the training memory, against that cosine's in-domain
+distribution (k-NN out-of-distribution detection); the thresholds come from the validation split alone.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How the trained model's scores and the bridge's are mixed (stored in the checkpoint's ``config.json``).
+
+    ``sigma_*``: standard deviation of each score over random in-domain pairs (so each counts in its own
+    units); ``novelty_image`` / ``novelty_text``: the 5th percentile of the in-domain nearest-memory cosine of
+    photos and captions (below it an item counts as novel, fully so ``width`` lower); ``floor``: the bridge's
+    weight for in-domain queries, ``gain``: what full novelty adds.
+    """
+
+    sigma_step1: float = 1.0
+    sigma_step2: float = 1.0
+    sigma_bridge: float = 1.0
+    novelty_image: float = -1.0
+    novelty_text: float = -1.0
+    width: float = 0.1
+    floor: float = 0.1
+    gain: float = 3.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "Fusion":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: float(v) for k, v in (data or {}).items() if k in known})
+
+    def novelty(self, nearest: np.ndarray, kind: str) -> np.ndarray:
+        """0 (in-domain) .. 1 (novel) from the cosine of items to their nearest training-memory item."""
+        hi = self.novelty_image if kind == "image" else self.novelty_text
+        return np.clip((hi - np.asarray(nearest, np.float64)) / self.width, 0.0, 1.0)
+
+    def weight(self, novelty) -> np.ndarray:
+        """The bridge's weight (in units of its spread) for a query of this novelty."""
+        return self.floor + self.gain * np.asarray(novelty, np.float64)
+
+    def query_weights(self, nearest_query: np.ndarray, kind: str, nearest_candidates: np.ndarray | None = None
+                      ) -> np.ndarray:
+        """(Q,) bridge weights of queries of ``kind`` ("image" or "text"), from their nearest-memory cosines. A
+        text query also counts as novel as the photos it searches (the median of ``nearest_candidates``): a
+        caption of an everyday thing searching clip-art is out of the model's domain all the same."""
+        nov = self.novelty(nearest_query, kind)
+        if kind == "text" and nearest_candidates is not None and len(nearest_candidates):
+            nov = np.maximum(nov, self.novelty(np.median(nearest_candidates), "image"))
+        return self.weight(nov)
+
+    def query_vectors(self, global_: np.ndarray, bridge: np.ndarray | None, weights) -> np.ndarray:
+        """(Q, d + r) float32 query vectors whose inner product with index vectors (the Step-1 vector and the
+        bridge vector side by side, :func:`~sfe_desktop.model.features.index_vectors`) is the fused Step-1 score:
+        the model's cosine and the bridge's, each in units of its spread, the bridge's weighted per query
+        (``weights`` (Q,)). Searches hand these to the vector index; evaluation multiplies them out the same way."""
+        g = np.asarray(global_, np.float32) / np.float32(self.sigma_step1)
+        if bridge is None:
+            return g
+        w = np.asarray(weights, np.float32).reshape(-1, 1)
+        return np.concatenate([g, w * np.asarray(bridge, np.float32) / np.float32(self.sigma_bridge)], 1)
+
+    def step1(self, queries, candidates, weights) -> np.ndarray:
+        """(Q, N) fused Step-1 scores of encoded ``queries`` against encoded ``candidates`` (image or text
+        features), as the vector index computes them for a search."""
+        return self.query_vectors(queries.global_, queries.bridge, weights) @ candidates.index_vectors().T
+
+    def step2(self, step2: np.ndarray, bridge_cos: np.ndarray | None, weights) -> np.ndarray:
+        """Fused Step-2 scores of pairs (any shape): as :meth:`step1`, ``weights`` broadcast against them."""
+        out = np.asarray(step2, np.float64) / self.sigma_step2
+        if bridge_cos is not None:
+            out = out + np.asarray(weights, np.float64) * np.asarray(bridge_cos) / self.sigma_bridge
+        return out
+
+
+def nearest_cosine(vectors: np.ndarray, memory: torch.Tensor, chunk: int = 4096) -> np.ndarray:
+    """(N,) the cosine of each of ``vectors`` (N, d) to its nearest row of ``memory`` (M, d), both L2-normalised;
+    -1 when the memory is empty."""
+    vectors = np.asarray(vectors, np.float32)
+    if memory.shape[0] == 0 or not len(vectors):
+        return np.full(len(vectors), -1.0, np.float32)
+    mem = memory.float().cpu()
+    out = [(torch.from_numpy(np.ascontiguousarray(vectors[a:a + chunk])) @ mem.t()).max(1).values.numpy()
+           for a in range(0, len(vectors), chunk)]
+    return np.concatenate(out).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Confidence:
+    """P(true match) = sigmoid(a * score + b * familiarity + c): ``score`` the pair's fused Step-1 score,
+    ``familiarity`` the query text's cosine to its nearest training caption (a string of nonsense has none near).
+    ``a`` and ``b`` are kept non-negative, so the confidence rises with the score."""
+
+    a: float = 0.0
+    b: float = 0.0
+    c: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "Confidence":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: float(v) for k, v in (data or {}).items() if k in known})
+
+    def __call__(self, score, familiarity) -> np.ndarray:
+        z = self.a * np.asarray(score, np.float64) + self.b * np.asarray(familiarity, np.float64) + self.c
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
