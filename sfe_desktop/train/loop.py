@@ -16,12 +16,13 @@ import numpy as np
 import torch
 
 from ..data.datasets import PairDataset
-from ..errors import Cancelled
-from ..model.build import init_concepts, refresh_memory
-from ..model.checkpoint import save_checkpoint
+from ..errors import Cancelled, CheckpointError
+from ..model.build import init_bridge, init_concepts, refresh_memory
+from ..model.calibrate import calibrate, fit_fusion
+from ..model.checkpoint import load_checkpoint, save_checkpoint
 from ..model.config import ModelConfig
 from ..model.corpus import Corpus
-from ..model.features import encode_dataset
+from ..model.features import encode_dataset, encode_texts
 from ..model.sfe import SFEModel
 from .evaluate import dataset_lower, evaluate_encoded
 from .loss import candidate_loss, infonce, vsepp
@@ -46,6 +47,7 @@ class TrainConfig:
     learn_temperature: bool = False  # a learnt InfoNCE temperature, starting at ``temperature``
     localisation: float = 0.0       # weight of the mosaic localisation loss (needs mosaics)
     mosaic_batch: int = 32          # mosaics per training step
+    init: str = ""                  # a checkpoint whose trained weights start the model (fine-tuning)
     seed: int = 0
     patience: int = 3
 
@@ -125,6 +127,9 @@ class Trainer:
         self.log_tau = torch.nn.Parameter(torch.tensor(math.log(cfg.temperature), device=device),
                                           requires_grad=cfg.learn_temperature)
         self.vocab, self.cap_concepts = init_concepts(self.model, train.captions)
+        self.classes = init_bridge(self.model)
+        if cfg.init:
+            self._start_from(Path(cfg.init))
         self.cap_img = np.asarray(train.caption_image)
         self.history: list[dict] = []
         # mosaics: (lower-layer features at this model's split, (M, 4) train image of each quadrant)
@@ -135,6 +140,18 @@ class Trainer:
             self.cap_tokens = self.model.text.tokenize(list(train.captions))["tokens"]
             self.cap_words = [content_words(c) for c in train.captions]
 
+    def _start_from(self, directory: Path) -> None:
+        """Copy a checkpoint's trained parameters (same concept vocabulary, same shapes) into the model; the
+        memory bank is rebuilt from this run's features at its first refresh."""
+        start, meta, _ = load_checkpoint(directory)
+        if meta.get("concepts") != self.vocab:
+            raise CheckpointError(f"{directory}: its concept vocabulary is not this training set's; cannot start from it")
+        params = dict(self.model.named_parameters())
+        with torch.no_grad():
+            for name, value in start.named_parameters():
+                if name in params and params[name].shape == value.shape:
+                    params[name].copy_(value)
+
     def _optimizer(self):
         backbone = [p for n, p in self.model.named_parameters() if p.requires_grad and n.startswith(("image.", "text."))]
         heads = [p for n, p in self.model.named_parameters() if p.requires_grad and not n.startswith(("image.", "text."))]
@@ -143,7 +160,7 @@ class Trainer:
         groups = [{"params": heads, "lr": self.cfg.lr}]
         if backbone:
             groups.append({"params": backbone, "lr": self.cfg.backbone_lr})
-        return torch.optim.AdamW(groups, weight_decay=self.cfg.weight_decay)
+        return torch.optim.AdamW(groups, weight_decay=self.cfg.weight_decay, foreach=True)
 
     def _batches(self, rng: np.random.Generator):
         """Each epoch visits every caption once; a batch never holds the same image twice."""
@@ -266,6 +283,9 @@ class Trainer:
         if m.cfg.use_instance or m.cfg.use_neighbour:
             refresh_memory(m, self.img_tr, self.txt_tr, self.cap_img, self.cap_concepts, leave_half_out=False)
         images, texts = encode_dataset(m, self.img_va, self.txt_va)
+        if m.cfg.bridge_dim:  # what a search with this epoch's weights would fuse
+            m.fusion = fit_fusion(m, images, texts)
+        self._val_features = (images, texts)
         return evaluate_encoded(m, images, texts, self.val_ds.caption_image)
 
     def fit(self, progress_factory=None, meta: dict | None = None) -> dict:
@@ -302,8 +322,11 @@ class Trainer:
         # the shipped memory bank and prototypes are the full training corpus (no halves)
         if m.cfg.use_instance or m.cfg.use_neighbour:
             refresh_memory(m, self.img_tr, self.txt_tr, self.cap_img, self.cap_concepts, leave_half_out=False)
+        # fusion and confidence from the val features :meth:`validate` just computed, against the full memory
+        images, texts = self._val_features
+        calibration = calibrate(m, images, texts, self.val_ds.caption_image, lambda t: encode_texts(m, t))
         save_checkpoint(m, self.out_dir, {
-            "concepts": self.vocab,
+            "concepts": self.vocab, "classes": self.classes, "calibration": calibration,
             "training": {"dataset": self.train_ds.name, "val": self.val_ds.name, "epoch": epoch,
                          "config": asdict(self.cfg), "history": self.history, **meta},
             "metrics": {"val": metrics},
