@@ -1,0 +1,167 @@
+"""Grounding checks of the heatmap the app draws, on a val split (issue 8):
+
+* **mosaic pointing**: 2x2 mosaics of four photos whose captions share no content word; the query is one
+  photo's caption. Reported: the share of the heatmap's mass in that photo's quadrant, and how often the
+  hottest patch lies in it (chance 25 %), for the whole caption and for each content word's row
+  ("dog" in a mosaic of dog / car / pizza / beach). A grid cell that straddles the centre lines counts
+  for each quadrant by the share of its area there.
+* **deletion faithfulness**: single photos with one of their captions; the top 10 % of patches by the
+  heatmap are filled with the photo's mean colour and the photo is encoded again; the drop of the pair's
+  score is compared with filling 10 % random patches (the mean of three draws).
+
+    python benchmarks/grounding.py --dataset ../shared/data/flickr8k/dataset_flickr8k.json \
+        --images ../shared/data/flickr8k/images --split val [--mosaics 300] [--deletions 300] [--json out.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import machine  # noqa: E402
+
+from sfe_desktop.train.mosaic import content_words, photo_words  # noqa: E402
+
+
+def pointing(heat: np.ndarray, quad: np.ndarray, q: int) -> tuple[float, float]:
+    """(mass share in quadrant ``q``, credit of the hottest cell in ``q``) of one heatmap row."""
+    heat = np.clip(np.asarray(heat, np.float64), 0, None)
+    total = heat.sum()
+    mass = float((heat * quad[q]).sum() / total) if total > 0 else 0.25
+    return mass, float(quad[q][int(np.argmax(heat))])
+
+
+def pick_mosaics(ds, n: int, rng: np.random.Generator) -> list[tuple[list[int], int, int]]:
+    """(four image indices, quadrant of the query photo, caption index) with no shared content word."""
+    caps_of = ds.captions_of()
+    words_of = photo_words(ds.captions, caps_of)
+    out, tries = [], 0
+    while len(out) < n and tries < 200 * n:
+        tries += 1
+        imgs = rng.choice(len(ds.images), 4, replace=False).tolist()
+        q = int(rng.integers(4))
+        cap = int(rng.choice(caps_of[imgs[q]]))
+        query = content_words(ds.captions[cap])
+        if query and all(not (query & words_of[i]) for k, i in enumerate(imgs) if k != q):
+            out.append((imgs, q, cap))
+    return out
+
+
+def mosaic_image(paths, size: int):
+    from PIL import Image
+
+    from sfe_desktop.data.images import load_image
+
+    half = size // 2
+    canvas = Image.new("RGB", (size, size))
+    for k, p in enumerate(paths):
+        im = load_image(p, min_side=half).resize((half, half), Image.BILINEAR)
+        canvas.paste(im, ((k % 2) * half, (k // 2) * half))
+    return canvas
+
+
+def fill_cells(image, cells: np.ndarray, grid: tuple[int, int], size: int):
+    """The photo at the model's input size with the given grid cells filled with its mean colour."""
+    from PIL import Image
+
+    arr = np.asarray(image.resize((size, size), Image.BILINEAR)).copy()
+    mean = arr.reshape(-1, 3).mean(0).astype(arr.dtype)
+    h, w = grid
+    for c in cells.tolist():
+        r, k = divmod(int(c), w)
+        arr[round(r * size / h):round((r + 1) * size / h), round(k * size / w):round((k + 1) * size / w)] = mean
+    return Image.fromarray(arr)
+
+
+def run(rt, ds, n_mosaics: int, n_deletions: int, seed: int = 0, progress=print) -> dict:
+    from sfe_desktop.data.images import load_image
+    from sfe_desktop.train.mosaic import quadrant_weights
+
+    rng = np.random.default_rng(seed)
+    quad = quadrant_weights(rt.grid)
+    caption_rows, word_rows = [], []
+    t0 = time.time()
+    for n, (imgs, q, cap) in enumerate(pick_mosaics(ds, n_mosaics, rng)):
+        image = rt.encode_images(rt.preprocess(mosaic_image([ds.image_paths[i] for i in imgs], rt.image_size))[None])
+        text = rt.encode_texts([ds.captions[cap]])
+        ex = rt.explain(text, image)
+        caption_rows.append(pointing(ex.heatmap, quad, q))
+        wanted = content_words(ds.captions[cap])
+        for word, row in zip(ex.words, ex.attention):
+            if word.lower() in wanted:
+                word_rows.append(pointing(row, quad, q))
+        if progress and (n + 1) % 50 == 0:
+            progress(f"mosaics {n + 1}/{n_mosaics} ({time.time() - t0:.0f} s)")
+    drops_top, drops_rand = [], []
+    n_cells = rt.grid[0] * rt.grid[1]
+    k = max(1, round(0.1 * n_cells))
+    caps_of = ds.captions_of()
+    for n, i in enumerate(rng.choice(len(ds.images), min(n_deletions, len(ds.images)), replace=False).tolist()):
+        photo = load_image(ds.image_paths[i], min_side=rt.image_size)
+        text = rt.encode_texts([ds.captions[int(rng.choice(caps_of[i]))]])
+        image = rt.encode_images(rt.preprocess(photo)[None])
+        ex = rt.explain(text, image)
+        top = np.argsort(-np.asarray(ex.heatmap))[:k]
+        variants = [fill_cells(photo, top, rt.grid, rt.image_size)]
+        variants += [fill_cells(photo, rng.choice(n_cells, k, replace=False), rt.grid, rt.image_size) for _ in range(3)]
+        batch = np.stack([rt.preprocess(v).numpy() for v in variants])
+        import torch
+
+        feats = rt.encode_images(torch.from_numpy(batch))
+        scores = rt.rerank_text(text, feats)
+        drops_top.append(ex.score - float(scores[0]))
+        drops_rand.append(ex.score - float(np.mean(scores[1:])))
+        if progress and (n + 1) % 50 == 0:
+            progress(f"deletions {n + 1}/{n_deletions} ({time.time() - t0:.0f} s)")
+    cr, wr = np.asarray(caption_rows), np.asarray(word_rows).reshape(-1, 2)
+    top_mean, rand_mean = float(np.mean(drops_top)), float(np.mean(drops_rand))
+    return {
+        "mosaics": len(cr), "words": len(wr),
+        "caption_mass": float(cr[:, 0].mean()), "caption_hit": float(cr[:, 1].mean()),
+        "word_mass": float(wr[:, 0].mean()) if len(wr) else None,
+        "word_hit": float(wr[:, 1].mean()) if len(wr) else None,
+        "deletions": len(drops_top), "drop_top10": top_mean, "drop_random10": rand_mean,
+        "drop_ratio": top_mean / rand_mean if rand_mean > 0 else float("inf"),
+        "seconds": round(time.time() - t0, 1),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dataset", required=True)
+    ap.add_argument("--images", required=True)
+    ap.add_argument("--split", default="val")
+    ap.add_argument("--checkpoint", default=None)
+    ap.add_argument("--mosaics", type=int, default=300)
+    ap.add_argument("--deletions", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    from sfe_desktop.data.datasets import load_karpathy
+    from sfe_desktop.memory import tune_allocator
+    from sfe_desktop.model.runtime import SFERuntime
+
+    tune_allocator()
+    rt = SFERuntime.load(args.checkpoint, "cpu")
+    ds = load_karpathy(args.dataset, args.images, args.split)
+    print(machine())
+    res = run(rt, ds, args.mosaics, args.deletions, args.seed)
+    print(f"mosaic pointing ({res['mosaics']} mosaics, chance 25 %): caption heatmap mass {100 * res['caption_mass']:.1f} %,"
+          f" hottest patch {100 * res['caption_hit']:.1f} %")
+    if res["words"]:
+        print(f"  word rows ({res['words']} content words): mass {100 * res['word_mass']:.1f} %,"
+              f" hottest patch {100 * res['word_hit']:.1f} %")
+    print(f"deletion ({res['deletions']} pairs): score drop top-10 % patches {res['drop_top10']:.4f} vs random 10 %"
+          f" {res['drop_random10']:.4f}: ratio {res['drop_ratio']:.2f}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(res, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
