@@ -7,7 +7,11 @@
   for each quadrant by the share of its area there.
 * **deletion faithfulness**: single photos with one of their captions; the top 10 % of patches by the
   heatmap are filled with the photo's mean colour and the photo is encoded again; the drop of the pair's
-  score is compared with filling 10 % random patches (the mean of three draws).
+  score (as a search ranks it: Step 2 with the bridge fused in) is compared with filling 10 % random patches
+  (the mean of three draws).
+
+Each grounding mode of the explanation is measured (``--modes``): "mixed" (what the app draws: each word's
+Step-2 attention row mixed with the class map of the ImageNet classes it names), "attention", "classes".
 
     python benchmarks/grounding.py --dataset ../shared/data/flickr8k/dataset_flickr8k.json \
         --images ../shared/data/flickr8k/images --split val [--mosaics 300] [--deletions 300] [--json out.json]
@@ -78,57 +82,71 @@ def fill_cells(image, cells: np.ndarray, grid: tuple[int, int], size: int):
     return Image.fromarray(arr)
 
 
-def run(rt, ds, n_mosaics: int, n_deletions: int, seed: int = 0, progress=print) -> dict:
+def pair_scores(rt, text, feats) -> np.ndarray:
+    """The pair's score as a search ranks it: Step 2, with the label bridge fused in when the model has one."""
+    w = float(rt.query_weights(text, "text")[0])
+    bridge = None if text.bridge is None else text.bridge[0]
+    return np.asarray(rt.fused_step2(rt.rerank_text(text[0], feats), bridge, feats.bridge, w), np.float64)
+
+
+def run(rt, ds, n_mosaics: int, n_deletions: int, modes, seed: int = 0, progress=print) -> dict:
+    """Mosaic pointing and deletion faithfulness of the heatmap of each grounding mode in ``modes``."""
+    import torch
+
     from sfe_desktop.data.images import load_image
     from sfe_desktop.train.mosaic import quadrant_weights
 
     rng = np.random.default_rng(seed)
     quad = quadrant_weights(rt.grid)
-    caption_rows, word_rows = [], []
+    caption_rows = {m: [] for m in modes}
+    word_rows = {m: [] for m in modes}
     t0 = time.time()
     for n, (imgs, q, cap) in enumerate(pick_mosaics(ds, n_mosaics, rng)):
-        image = rt.encode_images(rt.preprocess(mosaic_image([ds.image_paths[i] for i in imgs], rt.image_size))[None])
+        mosaic = mosaic_image([ds.image_paths[i] for i in imgs], rt.image_size)
+        image = rt.encode_images(rt.preprocess(mosaic)[None], logits=True)
         text = rt.encode_texts([ds.captions[cap]])
-        ex = rt.explain(text, image)
-        caption_rows.append(pointing(ex.heatmap, quad, q))
         wanted = content_words(ds.captions[cap])
-        for word, row in zip(ex.words, ex.attention):
-            if word.lower() in wanted:
-                word_rows.append(pointing(row, quad, q))
+        for mode in modes:
+            ex = rt.explain(text, image, grounding=mode)
+            caption_rows[mode].append(pointing(ex.heatmap, quad, q))
+            for word, row in zip(ex.words, ex.attention):
+                if word.lower() in wanted:
+                    word_rows[mode].append(pointing(row, quad, q))
         if progress and (n + 1) % 50 == 0:
             progress(f"mosaics {n + 1}/{n_mosaics} ({time.time() - t0:.0f} s)")
-    drops_top, drops_rand = [], []
+    drops = {m: ([], []) for m in modes}
     n_cells = rt.grid[0] * rt.grid[1]
     k = max(1, round(0.1 * n_cells))
     caps_of = ds.captions_of()
     for n, i in enumerate(rng.choice(len(ds.images), min(n_deletions, len(ds.images)), replace=False).tolist()):
         photo = load_image(ds.image_paths[i], min_side=rt.image_size)
         text = rt.encode_texts([ds.captions[int(rng.choice(caps_of[i]))]])
-        image = rt.encode_images(rt.preprocess(photo)[None])
-        ex = rt.explain(text, image)
-        top = np.argsort(-np.asarray(ex.heatmap))[:k]
-        variants = [fill_cells(photo, top, rt.grid, rt.image_size)]
-        variants += [fill_cells(photo, rng.choice(n_cells, k, replace=False), rt.grid, rt.image_size) for _ in range(3)]
-        batch = np.stack([rt.preprocess(v).numpy() for v in variants])
-        import torch
-
-        feats = rt.encode_images(torch.from_numpy(batch))
-        scores = rt.rerank_text(text, feats)
-        drops_top.append(ex.score - float(scores[0]))
-        drops_rand.append(ex.score - float(np.mean(scores[1:])))
+        image = rt.encode_images(rt.preprocess(photo)[None], logits=True)
+        base = float(pair_scores(rt, text, image)[0])
+        randoms = [fill_cells(photo, rng.choice(n_cells, k, replace=False), rt.grid, rt.image_size) for _ in range(3)]
+        variants = [fill_cells(photo, np.argsort(-np.asarray(rt.explain(text, image, grounding=m).heatmap))[:k],
+                               rt.grid, rt.image_size) for m in modes]
+        batch = np.stack([rt.preprocess(v).numpy() for v in variants + randoms])
+        scores = pair_scores(rt, text, rt.encode_images(torch.from_numpy(batch)))
+        for j, mode in enumerate(modes):
+            drops[mode][0].append(base - scores[j])
+            drops[mode][1].append(base - float(np.mean(scores[len(modes):])))
         if progress and (n + 1) % 50 == 0:
             progress(f"deletions {n + 1}/{n_deletions} ({time.time() - t0:.0f} s)")
-    cr, wr = np.asarray(caption_rows), np.asarray(word_rows).reshape(-1, 2)
-    top_mean, rand_mean = float(np.mean(drops_top)), float(np.mean(drops_rand))
-    return {
-        "mosaics": len(cr), "words": len(wr),
-        "caption_mass": float(cr[:, 0].mean()), "caption_hit": float(cr[:, 1].mean()),
-        "word_mass": float(wr[:, 0].mean()) if len(wr) else None,
-        "word_hit": float(wr[:, 1].mean()) if len(wr) else None,
-        "deletions": len(drops_top), "drop_top10": top_mean, "drop_random10": rand_mean,
-        "drop_ratio": top_mean / rand_mean if rand_mean > 0 else float("inf"),
-        "seconds": round(time.time() - t0, 1),
-    }
+    out = {"seconds": None}
+    for mode in modes:
+        cr, wr = np.asarray(caption_rows[mode]), np.asarray(word_rows[mode]).reshape(-1, 2)
+        top_mean, rand_mean = float(np.mean(drops[mode][0])), float(np.mean(drops[mode][1]))
+        out[mode] = {
+            "mosaics": len(cr), "words": len(wr),
+            "caption_mass": float(cr[:, 0].mean()), "caption_hit": float(cr[:, 1].mean()),
+            "word_mass": float(wr[:, 0].mean()) if len(wr) else None,
+            "word_hit": float(wr[:, 1].mean()) if len(wr) else None,
+            "deletions": len(drops[mode][0]), "drop_top10": top_mean, "drop_random10": rand_mean,
+            "drop_ratio": top_mean / rand_mean if rand_mean > 0 else float("inf"),
+        }
+    out["seconds"] = round(time.time() - t0, 1)
+    return out
 
 
 def main() -> None:
@@ -140,6 +158,8 @@ def main() -> None:
     ap.add_argument("--mosaics", type=int, default=300)
     ap.add_argument("--deletions", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--modes", default="mixed,attention,classes",
+                    help="grounding modes to compare (the first is the app's): mixed, attention, classes")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     from sfe_desktop.data.datasets import load_karpathy
@@ -150,14 +170,18 @@ def main() -> None:
     rt = SFERuntime.load(args.checkpoint, "cpu")
     ds = load_karpathy(args.dataset, args.images, args.split)
     print(machine())
-    res = run(rt, ds, args.mosaics, args.deletions, args.seed)
-    print(f"mosaic pointing ({res['mosaics']} mosaics, chance 25 %): caption heatmap mass {100 * res['caption_mass']:.1f} %,"
-          f" hottest patch {100 * res['caption_hit']:.1f} %")
-    if res["words"]:
-        print(f"  word rows ({res['words']} content words): mass {100 * res['word_mass']:.1f} %,"
-              f" hottest patch {100 * res['word_hit']:.1f} %")
-    print(f"deletion ({res['deletions']} pairs): score drop top-10 % patches {res['drop_top10']:.4f} vs random 10 %"
-          f" {res['drop_random10']:.4f}: ratio {res['drop_ratio']:.2f}")
+    modes = args.modes.split(",") if rt.model.bridge is not None else ["attention"]
+    res = run(rt, ds, args.mosaics, args.deletions, modes, args.seed)
+    for mode in modes:
+        r = res[mode]
+        print(f"[{mode}] mosaic pointing ({r['mosaics']} mosaics, chance 25 %): caption heatmap mass"
+              f" {100 * r['caption_mass']:.1f} %, hottest patch {100 * r['caption_hit']:.1f} %")
+        if r["words"]:
+            print(f"[{mode}]   word rows ({r['words']} content words): mass {100 * r['word_mass']:.1f} %,"
+                  f" hottest patch {100 * r['word_hit']:.1f} %")
+        print(f"[{mode}] deletion ({r['deletions']} pairs): score drop top-10 % patches {r['drop_top10']:.4f} vs"
+              f" random 10 % {r['drop_random10']:.4f}: ratio {r['drop_ratio']:.2f}")
+    print(f"{res['seconds']:.0f} s")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(res, fh, indent=1)

@@ -32,8 +32,9 @@ def _print_results(results, as_json: bool) -> None:
     if as_json:
         print(json.dumps([r.to_dict() for r in results], indent=1))
         return
-    for r in results:
-        print(f"{r.rank:4d}  {r.score:8.4f}  {_show(r.path if r.path is not None else r.caption)}")
+    for r in results:  # rank, score, match confidence (when the checkpoint is calibrated), photo or caption
+        conf = "    " if r.confidence is None else f"{100 * r.confidence:3.0f}%"
+        print(f"{r.rank:4d}  {r.score:8.4f}  {conf}  {_show(r.path if r.path is not None else r.caption)}")
     if not results:
         print("no results (is the folder indexed? run: sfe-desktop index DIR)", file=sys.stderr)
 
@@ -86,6 +87,15 @@ def cmd_search(args) -> int:
 
 
 def cmd_explain(args) -> int:
+    from pathlib import Path
+
+    if args.pairs is not None or (args.dir is not None and Path(args.dir).is_file()):  # pairs without an index
+        from . import explain
+
+        args.photo, args.text = (None, None) if args.pairs is not None else (args.dir, args.query)
+        return explain.run(args)
+    if args.dir is None:
+        raise SFEError("give a photo folder (or a PHOTO and TEXT, or --pairs FILE.jsonl)")
     if (args.query is None) == (args.image is None):
         raise SFEError("give exactly one of a text query or --image PHOTO")
     if args.rank < 1:
@@ -131,8 +141,8 @@ def cmd_gui(args) -> int:
     return gui_main(args.gui_args)
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("dir", help="photo folder")
+def _common(p: argparse.ArgumentParser, folder_help: str = "photo folder", folder_optional: bool = False) -> None:
+    p.add_argument("dir", help=folder_help, **({"nargs": "?", "default": None} if folder_optional else {}))
     p.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the bundled model, or SFE_CHECKPOINT)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (env SFE_DEVICE overrides)")
     p.add_argument("--index-dir", default=None, help="index folder (default: DIR/.sfe-index)")
@@ -166,9 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON list, most similar first")
     p.set_defaults(func=cmd_search)
 
-    p = sub.add_parser("explain", help="why the result at --rank of a search matched, as JSON")
-    _common(p)
-    p.add_argument("query", nargs="?", default=None, help="text query (a text -> photo result)")
+    p = sub.add_parser("explain", help="why a photo matches a text, as JSON: PHOTO TEXT, --pairs FILE.jsonl, or "
+                                         "the result at --rank of a search of a folder")
+    _common(p, "photo folder, or one photo (then TEXT is its text)", folder_optional=True)
+    p.add_argument("query", nargs="?", default=None, help="text query (a text -> photo result), or the TEXT of PHOTO")
+    p.add_argument("--pairs", metavar="FILE.jsonl", default=None,
+                   help='explain every line {"photo": ..., "text": ...}; one JSON object per line')
+    p.add_argument("--grounding", default="mixed", choices=("mixed", "attention", "classes"),
+                   help="how the word maps are made (default mixed: Step-2 attention with the ImageNet class maps)")
+    p.add_argument("--json", action="store_true", help="JSON output (the only format; accepted for scripts)")
     p.add_argument("--image", metavar="PHOTO", help="a photo -> caption result of PHOTO instead")
     p.add_argument("--rank", type=int, default=1, help="which result (default: 1, the best)")
     _rerank_option(p)

@@ -102,13 +102,22 @@ class Explanation:
     grid
         The photo's patch grid (h, w).
     attention
-        (W, h*w) float32 word-to-patch attention; each row sums to 1.
+        (W, h*w) float32 word-to-patch maps, each row summing to 1: the word's Step-2 attention, mixed (by
+        ``grounding``) with the class map of the ImageNet classes the word names when the model has a bridge.
     heatmap
         (h*w,) float32 the pair's heatmap: the rows weighted by how much each word counts in the score (sums
         to 1); what each patch feeds the word side of the Step-2 score.
     photo
         The file of the image side of the pair (the hit of text->image, the query photo of image->text) when it
         has one; the graph's :data:`RESULT_NODE` carries the same path.
+    classes
+        The ImageNet classes the photo shows most (its pretrained classifier's probabilities), with a bridge.
+    word_classes
+        Per word, the ImageNet class it names (its share of the word's class assignment as the weight) when the
+        word names one clearly enough to ground its row in the class maps; else None.
+    grounding
+        (W,) how much of each word's row comes from the class map of the classes it names (0: Step-2 attention
+        alone); empty without a bridge.
     """
 
     score: float
@@ -120,13 +129,20 @@ class Explanation:
     concepts: Concepts
     neighbours: NeighbourGraph
     photo: str | None = None
+    classes: list[Concept] = field(default_factory=list)
+    word_classes: list[Concept | None] = field(default_factory=list)
+    grounding: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
     def to_dict(self) -> dict:
         """Plain JSON-ready data (the schema in docs/architecture.md)."""
         return {"score": _number(self.score), "step1": _number(self.step1), "words": list(self.words),
                 "grid": [int(self.grid[0]), int(self.grid[1])], "attention": _numbers(self.attention),
                 "heatmap": _numbers(self.heatmap),
-                "concepts": self.concepts.to_dict(), "neighbours": self.neighbours.to_dict(), "photo": self.photo}
+                "concepts": self.concepts.to_dict(), "neighbours": self.neighbours.to_dict(), "photo": self.photo,
+                "classes": [{"name": c.name, "weight": _number(c.weight)} for c in self.classes],
+                "word_classes": [None if c is None else {"name": c.name, "weight": _number(c.weight)}
+                                 for c in self.word_classes],
+                "grounding": _numbers(self.grounding)}
 
     def to_json(self, indent: int | None = None) -> str:
         """Strict JSON text (``allow_nan=False``: a non-finite number is written as null, never as NaN)."""

@@ -48,33 +48,35 @@ def fit_fusion(model: SFEModel, images: ImageFeatures, texts: TextFeatures, samp
                   novelty_text=float(np.percentile(near_txt, NOVELTY_PERCENTILE)))
 
 
-def _logistic(x: np.ndarray, y: np.ndarray, steps: int = 800, lr: float = 0.1) -> tuple[float, float, float]:
-    """Weighted logistic regression (classes balanced) with non-negative slopes; returns (a, b, c)."""
+@torch.enable_grad()  # callers may run under no_grad
+def _logistic(x: np.ndarray, y: np.ndarray, steps: int = 500, lr: float = 0.1) -> tuple[float, float]:
+    """Logistic regression of labels ``y`` on one feature ``x`` (classes balanced) with a non-negative slope;
+    returns (slope, bias)."""
     xt = torch.as_tensor(x, dtype=torch.float64)
     yt = torch.as_tensor(y, dtype=torch.float64)
-    mu, sd = xt.mean(0), xt.std(0).clamp(min=1e-6)
+    mu, sd = xt.mean(), xt.std().clamp(min=1e-6)
     z = (xt - mu) / sd
     w = torch.where(yt > 0, 0.5 / yt.mean(), 0.5 / (1 - yt.mean()))
-    coef = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    coef = torch.zeros((), dtype=torch.float64, requires_grad=True)
     bias = torch.zeros((), dtype=torch.float64, requires_grad=True)
     opt = torch.optim.Adam([coef, bias], lr=lr)
     for _ in range(steps):
         opt.zero_grad()
-        loss = (w * torch.nn.functional.binary_cross_entropy_with_logits(z @ coef + bias, yt, reduction="none")).mean()
+        loss = (w * torch.nn.functional.binary_cross_entropy_with_logits(z * coef + bias, yt, reduction="none")).mean()
         loss.backward()
         opt.step()
         with torch.no_grad():
             coef.clamp_(min=0)
-    a, b = (coef / sd).detach().tolist()
-    c = float((bias - (coef * mu / sd).sum()).detach())
-    return float(a), float(b), c
+    slope = float(coef.detach() / sd)
+    return slope, float(bias.detach()) - slope * float(mu)
 
 
 def confidence_samples(model: SFEModel, images: ImageFeatures, texts: TextFeatures, cap_img,
                        encode_texts: Callable[[list[str]], TextFeatures], n_nonsense: int = 500,
-                       seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(features (n, 2): fused Step-1 score and query familiarity, labels (n,)) of true pairs, random pairs and
-    nonsense queries against their best photo, for fitting and measuring :class:`Confidence`."""
+                       seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(features (n, 2): fused Step-1 score and query familiarity, labels (n,), nonsense (n,) bool) of true
+    pairs, random pairs and nonsense queries against their best photo, for fitting and measuring
+    :class:`Confidence`."""
     fusion = model.fusion or Fusion()
     cap_img = np.asarray(cap_img)
     rng = np.random.default_rng(seed)
@@ -93,11 +95,15 @@ def confidence_samples(model: SFEModel, images: ImageFeatures, texts: TextFeatur
     non = scored(encode_texts(nonsense_queries(n_nonsense, seed)), None)
     x = np.concatenate([np.stack(p, 1) for p in (pos, neg, non)])
     y = np.concatenate([np.ones(len(pos[0])), np.zeros(len(neg[0]) + len(non[0]))])
-    return x, y
+    nonsense = np.arange(len(y)) >= len(pos[0]) + len(neg[0])
+    return x, y, nonsense
 
 
-def fit_confidence(x: np.ndarray, y: np.ndarray) -> Confidence:
-    return Confidence(*_logistic(x, y))
+def fit_confidence(x: np.ndarray, y: np.ndarray, nonsense: np.ndarray) -> Confidence:
+    """The score part from true against random pairs, the familiarity part from true pairs against nonsense."""
+    a, c = _logistic(x[~nonsense, 0], y[~nonsense])
+    b, d = _logistic(x[(y > 0) | nonsense, 1], y[(y > 0) | nonsense])
+    return Confidence(a=a, c=c, b=b, d=d)
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -120,6 +126,6 @@ def calibrate(model: SFEModel, images: ImageFeatures, texts: TextFeatures, cap_i
     nonsense queries. Returns the confidence's ROC AUC on those samples, for the checkpoint's record."""
     if model.cfg.bridge_dim and images.bridge is not None:
         model.fusion = fit_fusion(model, images, texts)
-    x, y = confidence_samples(model, images, texts, cap_img, encode)
-    model.confidence = fit_confidence(x, y)
+    x, y, nonsense = confidence_samples(model, images, texts, cap_img, encode)
+    model.confidence = fit_confidence(x, y, nonsense)
     return {"confidence_auc_val": round(auc(model.confidence(x[:, 0], x[:, 1]), y), 4)}

@@ -31,6 +31,19 @@ def merge_wordpieces(tokens: Sequence[str], rows: np.ndarray) -> tuple[list[str]
     return words, np.stack([rows[g].mean(0) for g in groups]).astype(np.float32)
 
 
+def _piece_words(tokens: Sequence[str]) -> list[int]:
+    """For each token, the index of the word :func:`merge_wordpieces` puts it in (-1: a special token)."""
+    out, n = [], -1
+    for t in tokens:
+        if t in ("[CLS]", "[SEP]", "[PAD]"):
+            out.append(-1)
+            continue
+        if not (t.startswith("##") and n >= 0):
+            n += 1
+        out.append(n)
+    return out
+
+
 def _top_concepts(names: Sequence[str], weights: torch.Tensor, idx: torch.Tensor, limit: int = 8) -> list[Concept]:
     out = [Concept(names[i], float(w)) for w, i in zip(weights.tolist(), idx.tolist()) if i < len(names) and w > 0]
     return out[:limit]
@@ -44,13 +57,68 @@ def _concepts_from_attention(names: Sequence[str], attn: torch.Tensor | None, li
     return mean.topk(k)
 
 
+# A word grounds its row in the class maps as far as it names an ImageNet class: by the cosine of its sentence
+# embedding to the nearest class prompt, from none at GROUND_FROM to full at GROUND_TO. Person and scene words
+# ("man", "girl", "people", "field") stay below 0.35 (ImageNet has no person class); objects ("dog", "ball",
+# "car", "pizza", "umbrella") reach 0.5 and more.
+GROUND_FROM, GROUND_TO = 0.35, 0.5
+GROUNDING_MODES = ("mixed", "attention", "classes")
+
+
+def class_map(logits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """(R, N) maps of class assignments ``weights`` (R, classes) over patches with ImageNet ``logits``
+    (N, classes): the weighted patch logits above their lowest value, each map summing to 1."""
+    raw = weights @ logits.t()
+    raw = raw - raw.min(dim=1, keepdim=True).values
+    total = raw.sum(1, keepdim=True)
+    return torch.where(total > 0, raw / total.clamp(min=1e-12), torch.full_like(raw, 1.0 / raw.shape[1]))
+
+
+def _sentences(model: SFEModel, texts: Sequence[str]) -> torch.Tensor:
+    """Pretrained MiniLM sentence embeddings of ``texts`` (the bridge's text side)."""
+    enc = model.text.tokenize(list(texts))
+    ids, mask = enc["input_ids"].to(model.device), enc["attention_mask"].to(model.device)
+    return model.bridge.sentence(model.text.lower(ids, mask), mask)
+
+
+def word_class_maps(model: SFEModel, words: Sequence[str], logits: np.ndarray, class_names: Sequence[str],
+                    mode: str = "mixed") -> tuple[np.ndarray, np.ndarray, list[Concept | None]]:
+    """The class map of the ImageNet classes each word names, and how much of the word's row it makes up.
+    Returns ((W, N) maps summing to 1, (W,) the map's share of each word's row, the class each word names)."""
+    if mode not in GROUNDING_MODES:
+        raise ValueError(f"grounding mode {mode!r} is not one of {', '.join(GROUNDING_MODES)}")
+    if not len(words):
+        return np.zeros((0, len(logits)), np.float32), np.zeros(0, np.float32), []
+    sent = _sentences(model, words)
+    cos = sent @ model.bridge.prompts.t()
+    assign = model.bridge.word_classes(sent)
+    maps = class_map(torch.as_tensor(np.asarray(logits, np.float32), device=model.device), assign).cpu().numpy()
+    share = np.clip((cos.max(1).values.cpu().numpy() - GROUND_FROM) / (GROUND_TO - GROUND_FROM), 0.0, 1.0)
+    top = assign.max(1)
+    named = [Concept(class_names[int(i)], float(w)) if b > 0 and int(i) < len(class_names) else None
+             for b, w, i in zip(share.tolist(), top.values.tolist(), top.indices.tolist())]
+    share = {"mixed": share, "attention": np.zeros_like(share), "classes": np.ones_like(share)}[mode]
+    return maps.astype(np.float32), share.astype(np.float32), named
+
+
+def image_classes(logits: np.ndarray, class_names: Sequence[str], limit: int = 5) -> list[Concept]:
+    """The photo's most probable ImageNet classes (the classifier on the pooled grid: the mean patch logits)."""
+    probs = torch.softmax(torch.as_tensor(np.asarray(logits, np.float32)).mean(0), dim=-1)
+    top = probs.topk(min(limit, probs.numel()))
+    return [Concept(class_names[i], float(p)) for p, i in zip(top.values.tolist(), top.indices.tolist())
+            if i < len(class_names)]
+
+
 @torch.no_grad()
 def explain_pair(model: SFEModel, text: TextFeatures, image: ImageFeatures, *, grid: tuple[int, int],
                  vocabulary: Sequence[str], corpus: Corpus, photo: str | None = None,
-                 photo_label: str = "result photo") -> Explanation:
+                 photo_label: str = "result photo", class_names: Sequence[str] = (),
+                 grounding: str = "mixed") -> Explanation:
     """Explain the pair (``text[0]``, ``image[0]``). ``vocabulary``: the concept names; ``corpus``: the training
     corpus the neighbour graph shows; ``photo`` and ``photo_label``: the file and the graph label of the image
-    side of the pair."""
+    side of the pair. With a bridge and the image's patch logits (``image.logits``), each word's row is grounded
+    in the class maps of the ImageNet classes (``class_names``) it names (``grounding``: "mixed", the measured
+    choice; "attention" or "classes" alone for comparison)."""
     m, dev, names = model, model.device, list(vocabulary)
     words = torch.from_numpy(text.words[:1].astype(np.float32)).to(dev)
     mask = torch.from_numpy(text.mask[:1]).to(dev)
@@ -63,10 +131,21 @@ def explain_pair(model: SFEModel, text: TextFeatures, image: ImageFeatures, *, g
     if w2p is None:  # Step 2 off: plain cosine attention for the heatmap, words weighted alike
         w2p = torch.softmax(10 * F.normalize(words, dim=-1) @ F.normalize(patches, dim=-1).transpose(1, 2), dim=-1)
         omega = mask.float() / mask.float().sum(1, keepdim=True)
-    # the pair's heatmap: how much each patch feeds the word side of the score (words by their weight)
-    heatmap = (omega[0, :n_words, None] * w2p[0, :n_words]).sum(0).cpu().numpy().astype(np.float32)
     tokens = text.tokens[0] if text.tokens else []
-    word_list, attn = merge_wordpieces(tokens[:n_words], w2p[0, :n_words].cpu().numpy())
+    rows = w2p[0, :n_words].cpu().numpy()
+    omega_w = omega[0, :n_words].cpu().numpy()
+    classes, named, share = [], [], np.zeros(0, np.float32)
+    if m.bridge is not None and image.logits is not None and tokens:
+        # each word piece's row mixed with its word's class map; the pair's heatmap from the mixed rows
+        word_list, _ = merge_wordpieces(tokens[:n_words], rows)
+        maps, share, named = word_class_maps(m, word_list, image.logits[0], class_names, grounding)
+        for piece, word in enumerate(_piece_words(tokens[:n_words])):
+            if word >= 0:
+                rows[piece] = (1 - share[word]) * rows[piece] + share[word] * maps[word]
+        classes = image_classes(image.logits[0], class_names)
+    # the pair's heatmap: how much each patch feeds the word side of the score (words by their weight)
+    heatmap = (omega_w[:, None] * rows).sum(0).astype(np.float32)
+    word_list, attn = merge_wordpieces(tokens[:n_words], rows)
 
     # concepts: instance-level activations (or patch/word-to-concept attention when that cue is off)
     img_base = F.normalize(m.img_pool(patches), dim=-1)
@@ -98,7 +177,8 @@ def explain_pair(model: SFEModel, text: TextFeatures, image: ImageFeatures, *, g
     query = text.texts[0] if text.texts else " ".join(word_list)
     graph = neighbour_graph(m, corpus, query, txt_info.get("neighbour"), img_info.get("neighbour"), photo, photo_label)
     return Explanation(score=float(score[0]), step1=step1, words=word_list, grid=(int(grid[0]), int(grid[1])),
-                       attention=attn, heatmap=heatmap, concepts=Concepts(img_c, txt_c, union, cooc), neighbours=graph, photo=photo)
+                       attention=attn, heatmap=heatmap, concepts=Concepts(img_c, txt_c, union, cooc), neighbours=graph,
+                       photo=photo, classes=classes, word_classes=named, grounding=share)
 
 
 def neighbour_graph(model: SFEModel, corpus: Corpus, query: str, text_nb, image_nb, photo: str | None = None,

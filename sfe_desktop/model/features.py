@@ -7,7 +7,7 @@ vectors: all three run :func:`encode_images_lower` and :func:`encode_texts_lower
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ class ImageFeatures:
     global_: np.ndarray   # (B, d) float32, L2-normalised Step-1 vectors
     patches: np.ndarray   # (B, N, d) float16 enhanced patch features (Step 2 and heatmaps)
     bridge: np.ndarray | None = None  # (B, r) float32, L2-normalised label-bridge vectors (None: no bridge)
+    logits: np.ndarray | None = None  # (B, N, classes) float16 ImageNet logits of every patch (when asked for)
 
     def __len__(self) -> int:
         return len(self.global_)
@@ -32,7 +33,17 @@ class ImageFeatures:
     def __getitem__(self, idx) -> "ImageFeatures":
         if isinstance(idx, int):
             idx = [idx]
-        return ImageFeatures(self.global_[idx], self.patches[idx], None if self.bridge is None else self.bridge[idx])
+        return ImageFeatures(self.global_[idx], self.patches[idx], *(None if a is None else a[idx]
+                                                                      for a in (self.bridge, self.logits)))
+
+    @classmethod
+    def concat(cls, parts: Sequence["ImageFeatures"]) -> "ImageFeatures":
+        """The features of several batches as one."""
+        def cat(name: str):
+            arrays = [getattr(p, name) for p in parts]
+            return None if any(a is None for a in arrays) else np.concatenate(arrays)
+
+        return cls(cat("global_"), cat("patches"), cat("bridge"), cat("logits"))
 
     def index_vectors(self) -> np.ndarray:
         """(B, d + r) what the vector index stores: the Step-1 vector and the bridge vector side by side."""
@@ -94,13 +105,14 @@ def _bridge_out(parts: list, model: SFEModel, wanted: bool) -> np.ndarray | None
 
 @torch.no_grad()
 def encode_images_lower(model: SFEModel, lower, batch_size: int = 256, enhanced: bool = True,
-                        concepts: torch.Tensor | None = None) -> ImageFeatures:
+                        concepts: torch.Tensor | None = None, logits: bool = False) -> ImageFeatures:
     """Step-1 features of images from the image tower's lower-layer output ``lower`` (N, C, h, w): vectors (N, d)
     float32, patch features (N, P, d) float16 and bridge vectors (N, r). With ``enhanced`` False: the base vectors
     (before the cross-modal cues) alone, patches empty (what the memory bank holds). ``concepts``: the model's
-    concept embeddings when the caller keeps them (computed here otherwise)."""
+    concept embeddings when the caller keeps them (computed here otherwise). ``logits``: keep every patch's
+    ImageNet logits too (the class maps of explanations; a model with a bridge)."""
     concepts = model.concept_embeddings() if concepts is None else concepts
-    vecs, patches, bridge = [], [], []
+    vecs, patches, bridge, class_logits = [], [], [], []
     for a in range(0, len(lower), batch_size):
         x = _as_input(lower[a:a + batch_size], model.device)
         local = model.image_local(x, concepts)
@@ -108,13 +120,17 @@ def encode_images_lower(model: SFEModel, lower, batch_size: int = 256, enhanced:
             vecs.append(model.image_global(local).vec.float().cpu())
             patches.append(local.feats.half().cpu())
             if model.cfg.bridge_dim:
-                bridge.append(model.bridge.image_vectors(model.bridge.patch_logits(x)).float().cpu())
+                patch_logits = model.bridge.patch_logits(x)
+                bridge.append(model.bridge.image_vectors(patch_logits).float().cpu())
+                if logits:
+                    class_logits.append(patch_logits.half().cpu())
         else:
             vecs.append(F.normalize(model.img_pool(local.feats), dim=-1).float().cpu())
     dim = model.cfg.dim
     out = torch.cat(vecs).numpy() if vecs else np.zeros((0, dim), np.float32)
     grid = torch.cat(patches).numpy() if patches else np.zeros((len(out), 0, dim), np.float16)
-    return ImageFeatures(out, grid, _bridge_out(bridge, model, enhanced))
+    return ImageFeatures(out, grid, _bridge_out(bridge, model, enhanced),
+                         torch.cat(class_logits).numpy() if class_logits else None)
 
 
 @torch.no_grad()

@@ -15,8 +15,21 @@ import numpy as np
 import torch
 
 
+class _Numbers:
+    """A frozen dataclass of plain numbers kept in a checkpoint's ``config.json``."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict | None):
+        """From ``config.json`` data; unknown keys are ignored, missing ones keep their default."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: float(v) for k, v in (data or {}).items() if k in known})
+
+
 @dataclass(frozen=True)
-class Fusion:
+class Fusion(_Numbers):
     """How the trained model's scores and the bridge's are mixed (stored in the checkpoint's ``config.json``).
 
     ``sigma_*``: standard deviation of each score over random in-domain pairs (so each counts in its own
@@ -33,14 +46,6 @@ class Fusion:
     width: float = 0.1
     floor: float = 0.1
     gain: float = 3.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict | None) -> "Fusion":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: float(v) for k, v in (data or {}).items() if k in known})
 
     def novelty(self, nearest: np.ndarray, kind: str) -> np.ndarray:
         """0 (in-domain) .. 1 (novel) from the cosine of items to their nearest training-memory item."""
@@ -98,23 +103,20 @@ def nearest_cosine(vectors: np.ndarray, memory: torch.Tensor, chunk: int = 4096)
 
 
 @dataclass(frozen=True)
-class Confidence:
-    """P(true match) = sigmoid(a * score + b * familiarity + c): ``score`` the pair's fused Step-1 score,
-    ``familiarity`` the query text's cosine to its nearest training caption (a string of nonsense has none near).
+class Confidence(_Numbers):
+    """P(true match) = sigmoid(a * score + c) * sigmoid(b * familiarity + d): ``score`` the pair's fused Step-1
+    score (does the photo fit the text?), ``familiarity`` the query text's cosine to its nearest training caption
+    (is the text a description at all? a string of nonsense has none near, yet its best photo can score high).
     ``a`` and ``b`` are kept non-negative, so the confidence rises with the score."""
 
     a: float = 0.0
-    b: float = 0.0
     c: float = 0.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict | None) -> "Confidence":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: float(v) for k, v in (data or {}).items() if k in known})
+    b: float = 0.0
+    d: float = 0.0
 
     def __call__(self, score, familiarity) -> np.ndarray:
-        z = self.a * np.asarray(score, np.float64) + self.b * np.asarray(familiarity, np.float64) + self.c
-        return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
+        def sigmoid(z):
+            return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
+
+        return (sigmoid(self.a * np.asarray(score, np.float64) + self.c)
+                * sigmoid(self.b * np.asarray(familiarity, np.float64) + self.d))

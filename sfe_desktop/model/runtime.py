@@ -61,6 +61,7 @@ class SFERuntime:
             self._concepts = model.concept_embeddings()
         self.grid = (int(h), int(w))
         self.concept_names: list[str] = list(meta.get("concepts", []))
+        self.class_names: list[str] = list(meta.get("classes", []))  # the label bridge's ImageNet classes
         self._corpus: tuple[list[str], np.ndarray] | None = None
 
     # ------------------------------------------------------------------ loading
@@ -87,10 +88,11 @@ class SFERuntime:
         return self.preprocess(load_image(path, min_side=self.image_size))
 
     @torch.no_grad()
-    def encode_images(self, batch: torch.Tensor) -> ImageFeatures:
-        """Step-1 features of a batch of preprocessed images (B, 3, S, S)."""
+    def encode_images(self, batch: torch.Tensor, logits: bool = False) -> ImageFeatures:
+        """Step-1 features of a batch of preprocessed images (B, 3, S, S); ``logits``: with every patch's
+        ImageNet logits (what an explanation's class maps need)."""
         lower = self.model.image.lower(batch.to(self.device))
-        return encode_images_lower(self.model, lower, concepts=self._concepts)
+        return encode_images_lower(self.model, lower, concepts=self._concepts, logits=logits)
 
     def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> TextFeatures:
         """Step-1 features of texts (an empty text is read as ".")."""
@@ -135,6 +137,14 @@ class SFERuntime:
         if self.model.confidence is None:
             return None
         return self.model.confidence(step1, familiarity)
+
+    def pair_confidence(self, text: TextFeatures, image: ImageFeatures) -> float | None:
+        """The match confidence of the pair (``text[0]``, ``image[0]``) as a search would give it; None without
+        a calibration."""
+        w = self.query_weights(text[0], "text")
+        score = self.query_vectors(text[0], w)[0] @ image[0].index_vectors()[0]
+        conf = self.confidence(np.array([score]), self.nearest_memory(text.global_[:1], "text"))
+        return None if conf is None else float(conf[0])
 
     # ------------------------------------------------------------------ Step 2
     def rerank_text(self, text: TextFeatures, images: ImageFeatures) -> np.ndarray:
@@ -183,10 +193,25 @@ class SFERuntime:
 
     # ------------------------------------------------------------------ explanations
     def explain(self, text: TextFeatures, image: ImageFeatures, photo: str | None = None,
-                photo_label: str = "result photo") -> Explanation:
-        """Why ``image[0]`` matches ``text[0]``; ``photo``: the image's file, when it has one."""
-        return explain_pair(self.model, text[0], image[0], grid=self.grid, vocabulary=self.concept_names,
-                            corpus=self.corpus, photo=photo, photo_label=photo_label)
+                photo_label: str = "result photo", grounding: str = "mixed") -> Explanation:
+        """Why ``image[0]`` matches ``text[0]``; ``photo``: the image's file, when it has one. With a bridge, the
+        class maps need the photo's patch logits: taken from ``image`` when it has them, else the photo file is
+        encoded again (an index keeps no logits)."""
+        image = image[0]
+        if self.model.bridge is not None and image.logits is None and photo:
+            image = ImageFeatures(image.global_, image.patches, image.bridge,
+                                  self.encode_images(self.load_image(photo)[None], logits=True).logits)
+        return explain_pair(self.model, text[0], image, grid=self.grid, vocabulary=self.concept_names,
+                            corpus=self.corpus, photo=photo, photo_label=photo_label, class_names=self.class_names,
+                            grounding=grounding)
+
+    def explain_photo(self, photo, text: str, grounding: str = "mixed") -> tuple[Explanation, float | None]:
+        """(explanation, match confidence) of a photo file and a text, without an index: the photo is encoded
+        here. Raises :class:`~sfe_desktop.errors.ImageReadError` for a file that is not a readable photo."""
+        image = self.encode_images(self.load_image(photo)[None], logits=True)
+        texts = self.encode_texts([text])
+        return (self.explain(texts, image, photo=str(photo), photo_label="photo", grounding=grounding),
+                self.pair_confidence(texts, image))
 
 
 def tiny_runtime(seed: int = 0, device: str = "cpu", **changes) -> SFERuntime:

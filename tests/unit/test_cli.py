@@ -82,3 +82,36 @@ def test_train_options_left_out_take_the_dataclass_defaults():
     lite0 = model_config(parse("--image-backbone", "lite0", "--text-trainable-layers", "0", "--no-step2"))
     assert lite0 == ModelConfig(image_backbone="lite0", image_size=224, text_trainable_layers=0, use_step2=False)
     assert model_config(parse("--baseline")).is_baseline
+
+
+def test_explain_a_photo_and_a_text_without_an_index(photos, capsys):
+    assert cli.main(["explain", str(photos / "p0.jpg"), "a red dog", "--json"]) == 0
+    ex = json.loads(capsys.readouterr().out)
+    h, w = ex["grid"]
+    assert ex["photo"] == str(photos / "p0.jpg") and ex["text"] == "a red dog" and ex["words"] == ["a", "red", "dog"]
+    assert len(ex["attention"]) == 3 and all(len(row) == h * w for row in ex["attention"])
+    assert len(ex["heatmap"]) == h * w and abs(sum(ex["heatmap"]) - 1) < 1e-4
+    assert 0 <= ex["confidence"] <= 1 and ex["classes"] and len(ex["word_classes"]) == 3
+    assert {"image", "text", "names", "cooccurrence"} <= set(ex["concepts"]) and ex["neighbours"]["nodes"]
+    assert not (photos / ".sfe-index").exists()  # nothing indexed
+
+
+def test_explain_pairs_runs_every_line_and_reports_bad_ones_in_one_line(photos, tmp_path, capsys):
+    (tmp_path / "bad.jpg").write_bytes(b"nope")
+    lines = [json.dumps({"photo": str(photos / "p0.jpg"), "text": "a red dog"}),
+             json.dumps({"photo": str(tmp_path / "bad.jpg"), "text": "a cat"}),
+             "not json",
+             json.dumps({"photo": str(photos / "p1.jpg")}),
+             json.dumps({"photo": str(photos / "p2.jpg"), "text": "a blue car"})]
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert cli.main(["explain", "--pairs", str(pairs), "--json"]) == 1  # some lines failed
+    captured = capsys.readouterr()
+    out = [json.loads(line) for line in captured.out.splitlines()]
+    assert [o.get("text") for o in out] == ["a red dog", None, None, None, "a blue car"]
+    assert [o.get("line") for o in out] == [None, 2, 3, 4, None]
+    errors = captured.err.strip().splitlines()
+    assert len(errors) == 3 and all(e.startswith("error: line ") for e in errors) and "Traceback" not in captured.err
+    assert "bad.jpg" in errors[0]
+    assert cli.main(["explain", "--pairs", str(tmp_path / "missing.jsonl")]) == 2
+    assert cli.main(["explain", str(photos / "p0.jpg")]) == 2  # a photo needs its text

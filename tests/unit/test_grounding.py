@@ -1,0 +1,93 @@
+"""Explanations: the heatmap is what the score uses, words are grounded in the ImageNet class maps of the label
+bridge, and the match confidence behaves like one (tiny model)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sfe_desktop.model.build import TINY_CLASSES
+from sfe_desktop.model.calibrate import nonsense_queries
+from sfe_desktop.model.explain import class_map, word_class_maps
+from sfe_desktop.model.features import ImageFeatures
+from sfe_desktop.model.fusion import Confidence
+from sfe_desktop.model.runtime import tiny_runtime
+
+
+@pytest.fixture(scope="module")
+def rt():
+    return tiny_runtime(0)
+
+
+@pytest.fixture(scope="module")
+def corpus_images(rt):
+    """The tiny runtime's synthetic corpus photos, encoded (caption 3i..3i+2 describe photo i)."""
+    gen = torch.Generator().manual_seed(0)
+    pixels = torch.rand(24, 3, rt.image_size, rt.image_size, generator=gen)
+    return rt.encode_images(pixels, logits=True)
+
+
+def test_the_heatmap_points_at_the_patches_the_score_depends_on(rt, corpus_images):
+    """Filling the heatmap's top patches with the photo's mean patch lowers the Step-2 score, far more than filling
+    as many random patches (averaged over pairs and draws; filling the coldest patches raises it)."""
+    rng = np.random.default_rng(0)
+    top_drops, random_drops = [], []
+    for i in range(12):
+        image = corpus_images[i]
+        text = rt.encode_texts([rt.corpus.captions[3 * i]])
+        heat = rt.explain(text, image, grounding="attention").heatmap
+        n = len(heat)
+        k = max(1, n // 8)
+        base = float(rt.rerank_text(text, image)[0])
+
+        def drop(cells) -> float:
+            patches = image.patches.astype(np.float32).copy()
+            patches[0, cells] = patches[0].mean(0)
+            return base - float(rt.rerank_text(text, ImageFeatures(image.global_, patches.astype(np.float16)))[0])
+
+        top_drops.append(drop(np.argsort(-heat)[:k]))
+        random_drops.append(np.mean([drop(rng.choice(n, k, replace=False)) for _ in range(5)]))
+    assert np.mean(top_drops) > 0 and np.mean(top_drops) > 5 * abs(np.mean(random_drops))
+
+
+def test_a_word_that_names_a_class_maps_to_it(rt):
+    _, share, named = word_class_maps(rt.model, TINY_CLASSES, np.zeros((4, len(TINY_CLASSES)), np.float32),
+                                      rt.class_names)
+    assert [c.name for c in named] == TINY_CLASSES and (share > 0).all()
+
+
+def test_heat_sits_where_the_named_class_dominates(rt, corpus_images):
+    """A photo whose top-left quadrant is all "car" (stubbed classifier output): the word "car" is hottest there,
+    in the class map and in the explanation's drawn row."""
+    h, w = rt.grid
+    logits = np.zeros((h * w, len(TINY_CLASSES)), np.float32)
+    quadrant = [r * w + c for r in range(h // 2) for c in range(w // 2)]
+    logits[quadrant, TINY_CLASSES.index("car")] = 8.0
+    logits[:, TINY_CLASSES.index("tree")] += 2.0  # the rest of the photo: something else
+    cmap = class_map(torch.from_numpy(logits), torch.eye(len(TINY_CLASSES))[[TINY_CLASSES.index("car")]])[0].numpy()
+    assert cmap[quadrant].sum() > 0.99 and abs(cmap.sum() - 1) < 1e-5
+    img = corpus_images[0]
+    stubbed = ImageFeatures(img.global_, img.patches, img.bridge, logits[None].astype(np.float16))
+    ex = rt.explain(rt.encode_texts(["a car"]), stubbed)
+    row = ex.attention[ex.words.index("car")]
+    assert ex.grounding[ex.words.index("car")] > 0 and int(np.argmax(row)) in quadrant
+    assert row[quadrant].sum() > 0.5 and ex.word_classes[ex.words.index("car")].name == "car"
+    attention_only = rt.explain(rt.encode_texts(["a car"]), stubbed, grounding="attention")
+    assert row[quadrant].sum() > attention_only.attention[ex.words.index("car")][quadrant].sum()
+
+
+def test_confidence_is_a_probability_that_rises_with_the_score():
+    conf = Confidence(a=2.0, c=-3.0, b=1.5, d=-0.5)
+    scores = np.linspace(-5, 5, 41)
+    p = conf(scores, 0.5)
+    assert ((p >= 0) & (p <= 1)).all() and (np.diff(p) > 0).all()
+    assert ((conf(np.array([-1e9, 1e9]), 0.0) >= 0) & (conf(np.array([-1e9, 1e9]), 0.0) <= 1)).all()
+
+
+def test_a_true_pair_is_more_confident_than_nonsense_against_its_best_photo(rt, corpus_images):
+    assert rt.model.confidence is not None and rt.model.confidence.a >= 0 and rt.model.confidence.b >= 0
+    true = [rt.pair_confidence(rt.encode_texts([rt.corpus.captions[3 * i]]), corpus_images[i]) for i in range(8)]
+    nonsense = [max(rt.pair_confidence(rt.encode_texts([q]), corpus_images[i]) for i in range(len(corpus_images)))
+                for q in nonsense_queries(4, seed=7)]
+    assert all(0 <= c <= 1 for c in true + nonsense)
+    assert min(true) > max(nonsense)
