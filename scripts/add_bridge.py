@@ -1,6 +1,7 @@
 """Give a checkpoint trained without a label bridge one: the pretrained ImageNet classifier and the sentence
 model's class prompts (nothing trained), then the fusion and the match confidence calibrated on a validation
-split. The trained weights and the memory bank are copied unchanged. Usage:
+split. The trained weights and the memory bank are copied unchanged. A checkpoint that has a bridge is
+calibrated again (after a change of the calibration code). Usage:
 
     python scripts/add_bridge.py --checkpoint resources/sfe-default --out runs/with-bridge \
         --dataset ../shared/data/flickr8k/dataset_flickr8k.json --split val [--cache-dir CACHE]
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
@@ -46,18 +46,17 @@ def main() -> int:
     a = p.parse_args()
     torch.set_grad_enabled(False)
     model, meta, corpus = load_checkpoint(a.checkpoint)
-    if model.cfg.bridge_dim:
-        print(f"{a.checkpoint} already has a label bridge", file=sys.stderr)
-        return 1
-    model = with_bridge(model.eval(), a.bridge_dim)
-    meta["classes"] = init_bridge(model)
+    if not model.cfg.bridge_dim:
+        model = with_bridge(model.eval(), a.bridge_dim)
+        meta["classes"] = init_bridge(model)
+        meta.setdefault("training", {})["bridge"] = {"added_by": "scripts/add_bridge.py", "bridge_dim": a.bridge_dim}
+        meta.pop("metrics", None)  # the fused model's recall is not the old one's: run `sfe-desktop evaluate`
+    model.eval()
     ds = load_dataset(a.dataset, a.images, a.split)
     img, txt = dataset_lower(model, ds, Path(a.cache_dir) if a.cache_dir else None)
     images, texts = encode_dataset(model, img, txt)
     meta["calibration"] = calibrate(model, images, texts, ds.caption_image, lambda t: encode_texts(model, t))
-    meta.setdefault("training", {})["bridge"] = {"added_by": "scripts/add_bridge.py", "bridge_dim": a.bridge_dim,
-                                                 "calibrated_on": f"{ds.name}"}
-    meta.pop("metrics", None)  # the fused model's recall is not the old one's: run `sfe-desktop evaluate`
+    meta["calibration"]["calibrated_on"] = ds.name
     save_checkpoint(model, a.out, meta, corpus)
     print(json.dumps({"out": a.out, "fusion": model.fusion.to_dict(), "confidence": model.confidence.to_dict(),
                       **meta["calibration"]}, indent=1))

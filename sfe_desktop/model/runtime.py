@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, SFEError
 from ..settings import default_checkpoint, pick_device
 from .checkpoint import checkpoint_id, load_checkpoint
 from ..explanation import Explanation
@@ -199,8 +199,11 @@ class SFERuntime:
         encoded again (an index keeps no logits)."""
         image = image[0]
         if self.model.bridge is not None and image.logits is None and photo:
-            image = ImageFeatures(image.global_, image.patches, image.bridge,
-                                  self.encode_images(self.load_image(photo)[None], logits=True).logits)
+            try:
+                logits = self.encode_images(self.load_image(photo)[None], logits=True).logits
+                image = ImageFeatures(image.global_, image.patches, image.bridge, logits)
+            except SFEError:  # the file went away or changed into a non-photo: attention rows alone
+                log.info("no class maps for %s: it cannot be read now", photo)
         return explain_pair(self.model, text[0], image, grid=self.grid, vocabulary=self.concept_names,
                             corpus=self.corpus, photo=photo, photo_label=photo_label, class_names=self.class_names,
                             grounding=grounding)

@@ -44,7 +44,7 @@ def test_bundled_model_encodes_reranks_and_explains(bundled):
     assert (rt.dim, rt.grid, rt.image_size) == (256, (9, 9), 260) and rt.rerank_k == rt.cfg.rerank_k > 0
     assert rt.model.mem_txt.shape[0] == len(rt.corpus.captions) > 1000
     with torch.inference_mode():
-        image = rt.encode_images(rt.preprocess(photo())[None])
+        image = rt.encode_images(rt.preprocess(photo())[None], logits=rt.model.bridge is not None)
     text = rt.encode_texts(["a red ball on the green grass", "a man riding a bicycle"])
     assert image.global_.shape == (1, 256) and image.patches.shape == (1, 81, 256)
     assert image.patches.dtype == np.float16 and np.isfinite(image.patches).all()
@@ -63,3 +63,8 @@ def test_bundled_model_encodes_reranks_and_explains(bundled):
     captions = {n.label for n in e.neighbours.nodes if n.kind == "text"}
     assert captions and captions <= set(rt.corpus.captions)  # the graph names training captions
     assert json.loads(e.to_json())["photo"] == "/photos/red.jpg"
+    if rt.model.bridge is not None:  # ImageNet names: the photo's classes, and "ball" names one of them
+        assert len(e.classes) == 5 and all(c.name in rt.class_names for c in e.classes)
+        assert "ball" in e.word_classes[e.words.index("ball")].name and e.grounding[e.words.index("ball")] > 0
+        assert e.word_classes[e.words.index("the")] is None
+        assert rt.pair_confidence(text[0], image) > rt.pair_confidence(rt.encode_texts(["xqzv plorf blargh"]), image)
