@@ -233,6 +233,8 @@ class QtMainWindow(QMainWindow):
         coll = self.session.collection
         self.model.resolve = getattr(coll, "thumbnail", None)  # the core's thumbnail cache
         self._status(f"Opened {folder}", 3000)
+        if getattr(coll, "notice", None):  # the index was damaged, moved aside and is being rebuilt
+            self.show_message(coll.notice, "warning")
 
     def _on_index_finished(self, summary: IndexSummary | None) -> None:
         self.progress.hide()
