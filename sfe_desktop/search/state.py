@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 FAISS_FILE = "vectors.faiss"
 CATALOG_FILE = "catalog.sqlite"
 COMPACT_DEAD_FRACTION = 0.25  # compact the row files when this share of their rows is unused
-FULL_CHECK_BYTES = 8 << 20    # on open, a catalog up to this size also gets SQLite's quick_check (about 20 ms)
+FULL_CHECK_BYTES = 8 << 20    # on open, a catalog up to this size (about 25,000 photos) gets the full check too
 _WRITE_HINTS = {errno.ENOENT: "was it deleted while in use?", errno.EFBIG: "the file-size limit (ulimit -f) was reached",
                 errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
                 errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied"}

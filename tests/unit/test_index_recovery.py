@@ -86,6 +86,8 @@ def _break(index_dir, sql: str) -> None:
     "UPDATE files SET vec_row = -1 WHERE id = (SELECT MIN(id) FROM files)",
     "UPDATE files SET vec_row = 100000 WHERE id = (SELECT MIN(id) FROM files)",
     "UPDATE files SET status = 'maybe' WHERE id = (SELECT MIN(id) FROM files)",
+    "UPDATE files SET vec_row = NULL WHERE id = (SELECT MAX(id) FROM files)",
+    "UPDATE files SET vec_row = 'x' WHERE id = (SELECT MAX(id) FROM files)",
     "UPDATE files SET vec_row = 0",
 ])
 def test_a_damaged_catalog_is_moved_aside_and_rebuilt(photos, runtime, damage):
