@@ -202,3 +202,63 @@ def test_a_file_size_limit_is_a_one_line_error(photos, runtime, monkeypatch):
     with Collection.open(photos, runtime) as col:
         with pytest.raises(IndexStateError, match=r"File too large: the file-size limit \(ulimit -f\) was reached"):
             col.index()
+
+
+_SLOW_INDEX = """
+import sys, time
+from sfe_desktop.model.runtime import tiny_runtime
+from sfe_desktop.search import Collection
+rt = tiny_runtime(0)
+real = rt.encode_images
+def slow(batch):
+    time.sleep(0.05)
+    return real(batch)
+rt.encode_images = slow
+with Collection.open(sys.argv[1], rt, batch_size=1, workers=1) as col:
+    col.index()
+"""
+
+
+def test_kill_9_during_index_runs_loses_nothing(photos, runtime, tmp_path):
+    """An index process killed (SIGKILL) in the middle of its runs, twice: the next run finishes and the index
+    equals a fresh one, photo for photo and vector for vector."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import sfe_desktop
+
+    for i in range(6):
+        make_image(photos / f"more{i}.jpg", 200 + i)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(sfe_desktop.__file__).parents[1]),
+                                                         os.environ.get("PYTHONPATH", "")])}
+    catalog = photos / ".sfe-index" / "catalog.sqlite"
+    for target in (2, 7):   # photos stored before the kill
+        proc = subprocess.Popen([sys.executable, "-c", _SLOW_INDEX, str(photos)], env=env)
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and proc.poll() is None:
+                if catalog.exists():
+                    with sqlite3.connect(f"file:{catalog}?mode=ro", uri=True) as conn:
+                        try:
+                            done = conn.execute("SELECT COUNT(*) FROM files WHERE status = 'ok'").fetchone()[0]
+                        except sqlite3.OperationalError:
+                            done = 0
+                    if done >= target:
+                        break
+                time.sleep(0.01)
+            assert proc.poll() is None, "the index run ended before it could be killed"
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+    with Collection.open(photos, runtime, batch_size=1) as col:   # batches of one, as the killed runs
+        summary = col.index()
+        assert 0 < summary.indexed < 14 and col.info()["indexed"] == col.info()["vectors"] == 14
+    with Collection.open(photos, runtime, tmp_path / "fresh", batch_size=1) as col:
+        col.index()
+    kept, fresh = searchable(photos, runtime), searchable(photos, runtime, index_dir=tmp_path / "fresh")
+    assert sorted(kept) == sorted(fresh)   # the same photos, each with its own vector (encoded in another process:
+    for path, vector in fresh.items():     # equal up to float rounding of its thread count)
+        np.testing.assert_allclose(kept[path], vector, rtol=0, atol=1e-6)
