@@ -139,3 +139,31 @@ def test_training_that_diverges_in_the_first_epoch_writes_no_checkpoint(syntheti
     with pytest.raises(TrainingDiverged, match="no checkpoint was written"):
         _trainer(synthetic, tmp_path / "ck").fit()
     assert not (tmp_path / "ck" / WEIGHTS_FILE).exists()
+
+
+def test_the_indexer_never_stores_non_finite_vectors(tmp_path, monkeypatch):
+    from collection_fixtures import make_image
+
+    from sfe_desktop.search import Collection
+
+    monkeypatch.setenv("SFE_DATA_DIR", str(tmp_path / "data"))
+    rt = tiny_runtime(0)
+    (tmp_path / "photos").mkdir()
+    for i in range(4):
+        make_image(tmp_path / "photos" / f"p{i}.jpg", i)
+    real, calls = rt.encode_images, []
+
+    def encode(batch):
+        feats = real(batch)
+        calls.append(1)
+        if len(calls) == 2:                     # the second photo's features come out NaN
+            feats.global_[0, 0] = np.nan
+        return feats
+
+    monkeypatch.setattr(rt, "encode_images", encode)
+    with Collection.open(tmp_path / "photos", rt, batch_size=1, workers=1) as col:
+        summary = col.index()
+        skipped = col.skipped()
+        results = col.search_text("a photo", top=10, rerank_k=0)
+    assert summary.indexed == 3 and len(skipped) == 1 and skipped[0][1] == "the model gave non-finite features"
+    assert len(results) == 3 and all(np.isfinite(r.score) for r in results)
