@@ -102,15 +102,12 @@ def test_a_damaged_catalog_is_moved_aside_and_rebuilt(photos, runtime, damage):
             f.write(b"\xff" * (page if "page 2" in damage else 16))
     else:
         _break(index_dir, damage)
-    with Collection.open(photos, runtime, batch_size=3) as col:
-        if col.notice is None:   # damage that only the full check of a run sees (photos sharing a vector row)
-            summary = col.index()
-        else:
-            assert "damaged" in col.notice and "\n" not in col.notice
-            summary = col.index()
+    with Collection.open(photos, runtime, batch_size=3) as col:   # a small catalog: every check on open
         notice = col.notice
+        assert notice is not None and "damaged" in notice and "\n" not in notice
+        summary = col.index()
         assert summary.indexed == 8 and col.info()["indexed"] == col.info()["vectors"] == 8
-    assert notice is not None and "moved to" in notice and "rebuilds it from the photos" in notice
+    assert "moved to" in notice and "rebuilds it from the photos" in notice
     aside = [p for p in photos.iterdir() if p.name.startswith(".sfe-index.damaged-")]
     assert len(aside) == 1 and (aside[0] / "catalog.sqlite").is_file()  # kept for inspection, never deleted
     assert searchable(photos, runtime) == expected                         # the same vectors as before
@@ -262,3 +259,23 @@ def test_kill_9_during_index_runs_loses_nothing(photos, runtime, tmp_path):
     assert sorted(kept) == sorted(fresh)   # the same photos, each with its own vector (encoded in another process:
     for path, vector in fresh.items():     # equal up to float rounding of its thread count)
         np.testing.assert_allclose(kept[path], vector, rtol=0, atol=1e-6)
+
+
+def test_damage_only_the_full_check_sees_is_found_at_the_start_of_a_run(photos, runtime, monkeypatch):
+    """A large catalog gets only the range checks on open; the run's full check finds the rest, moves the folder
+    aside under the run's lock and rebuilds it in the same run."""
+    from sfe_desktop.search import state as state_mod
+
+    with Collection.open(photos, runtime, batch_size=3) as col:
+        col.index()
+    expected = searchable(photos, runtime)
+    _break(photos / ".sfe-index", "UPDATE files SET vec_row = 0")     # every photo serves the first's vector
+    monkeypatch.setattr(state_mod, "FULL_CHECK_BYTES", 0)
+    with Collection.open(photos, runtime, batch_size=3) as col:
+        assert col.notice is None
+        summary = col.index()
+        assert "photos of different content share vector row 0" in col.notice and "moved to" in col.notice
+        assert summary.indexed == 8 and col.info()["indexed"] == col.info()["vectors"] == 8
+        assert len(col.search_text("a photo", top=20, rerank_k=0)) == 8
+    assert len([p for p in photos.iterdir() if p.name.startswith(".sfe-index.damaged-")]) == 1
+    assert searchable(photos, runtime) == expected
