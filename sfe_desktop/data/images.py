@@ -90,7 +90,9 @@ def load_image(path: str | Path, min_side: int = 512) -> Image.Image:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageReadError(f"{path.name}: decompression bomb refused") from exc
-    except OSError as exc:  # truncated, unknown format, I/O error
+    except Image.UnidentifiedImageError as exc:  # its text names the open file object, not the photo
+        raise ImageReadError(f"{path.name}: cannot decode (not an image format this app reads)") from exc
+    except OSError as exc:  # truncated, I/O error
         reason_ = str(exc).split("\n")[0] or type(exc).__name__
         raise ImageReadError(f"{path.name}: cannot decode ({reason_})") from exc
     except (ValueError, SyntaxError, EOFError, MemoryError) as exc:

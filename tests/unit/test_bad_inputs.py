@@ -36,6 +36,15 @@ def test_wide_greyscale_is_scaled_not_clipped(tmp_path, mode, value, fmt, expect
     assert rgb.shape == (20, 30, 3) and abs(int(rgb[10, 10, 0]) - expected) <= 1 and rgb[0, 0, 0] == 0
 
 
+def test_a_file_that_is_no_image_says_so_by_name(tmp_path):
+    from sfe_desktop.errors import ImageReadError
+
+    (tmp_path / "notes.jpg").write_text("not a picture")
+    with pytest.raises(ImageReadError) as err:
+        load_image(tmp_path / "notes.jpg")
+    assert str(err.value) == "notes.jpg: cannot decode (not an image format this app reads)"
+
+
 def test_a_panorama_thumbnail_keeps_its_middle_readable(tmp_path):
     from sfe_desktop.index.thumbs import thumbnail
 
