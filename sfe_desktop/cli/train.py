@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -134,6 +135,19 @@ class _Bars:
             del self._bars[name]
 
 
+def _check_writable(flag: str, folder: Path, create: bool = True) -> None:
+    """Refuse before the work starts what would fail at its end: ``folder`` (made when ``create``) must be a
+    folder this process can write, or be creatable inside one."""
+    probe = folder
+    while create and not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        what = "does not exist" if not probe.exists() else "is not a folder"
+        raise SFEError(f"{flag}: {show(probe)} {what}")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise SFEError(f"{flag}: cannot write in {show(probe)} (permission denied)")
+
+
 def cmd_train(args) -> int:
     import torch
 
@@ -144,6 +158,7 @@ def cmd_train(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise SFEError(f"--out {show(out)} is a file; name a folder for the checkpoint")
+    _check_writable("--out", out)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     device = pick_device(args.device)
     train = load_dataset(args.dataset, args.images, args.train_split)
@@ -170,6 +185,8 @@ def cmd_evaluate(args) -> int:
     from ..train.evaluate import evaluate_dataset, write_json
     from ..train.metrics import format_metrics
 
+    if args.json:
+        _check_writable("--json", Path(args.json).parent, create=False)
     ds = load_dataset(args.dataset, args.images, args.split)
     rt = SFERuntime.load(args.checkpoint, args.device)
     result = evaluate_dataset(rt.model, ds, _cache(args), args.rerank_k, progress=_Bars())

@@ -144,6 +144,12 @@ def test_train_refuses_an_out_that_is_a_file_and_too_few_images(tmp_path, capsys
     assert main([*args, "--out", str(tmp_path / "file")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: --out") and "is a file" in err[0]
+    assert main([*args, "--out", str(tmp_path / "file" / "ck")]) == 2    # refused before training, not after
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: --out: {tmp_path / 'file'} is not a folder"]
+    assert main(["evaluate", "--dataset", str(dataset), "--json", str(tmp_path / "no" / "e.json")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: --json: {tmp_path / 'no'} does not exist"]
     assert main([*args, "--out", str(tmp_path / "ck")]) == 2
     err = capsys.readouterr().err.strip().splitlines()  # a line of what is trained on, then the error
     errors = [line for line in err if line.startswith("error: ")]
