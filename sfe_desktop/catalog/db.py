@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 
+from ..data.files import size_text
 from ..errors import IndexDamagedError, IndexStateError
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 OK, SKIPPED = "ok", "skipped"
 _DAMAGE_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB (primary result codes)
+_WRITE_CODES = {10, 13}   # SQLITE_IOERR, SQLITE_FULL
 # every distinct status but NULL, by skipping through the index on (status, ...): a few lookups, not a scan
 _DISTINCT_STATUSES = ("WITH RECURSIVE s(v) AS (SELECT MIN(status) FROM files UNION ALL "
                       "SELECT (SELECT MIN(status) FROM files WHERE status > s.v) FROM s WHERE s.v IS NOT NULL) "
@@ -76,7 +78,20 @@ def _error(exc: sqlite3.Error, path: Path) -> IndexStateError:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if (code is not None and code & 0xFF in _DAMAGE_CODES) or "malformed" in text or "not a database" in text:
         return IndexDamagedError(f"the catalog {path} is damaged ({text})")
+    if code is not None and code & 0xFF in _WRITE_CODES:
+        text += _file_size_limit()
     return IndexStateError(f"cannot use the catalog {path} ({text})")
+
+
+def _file_size_limit() -> str:
+    """Words naming the process's file-size limit (``ulimit -f``) when there is one: SQLite reports the write it
+    refused only as an I/O error."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return ""
+    soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    return "" if soft == resource.RLIM_INFINITY else f"; the file-size limit (ulimit -f) is {size_text(soft)}"
 
 
 @dataclass

@@ -279,3 +279,38 @@ def test_damage_only_the_full_check_sees_is_found_at_the_start_of_a_run(photos, 
         assert len(col.search_text("a photo", top=20, rerank_k=0)) == 8
     assert len([p for p in photos.iterdir() if p.name.startswith(".sfe-index.damaged-")]) == 1
     assert searchable(photos, runtime) == expected
+
+
+_LIMITED_INDEX = """
+import resource, sys
+from sfe_desktop.model.runtime import SFERuntime, tiny_runtime
+rt = tiny_runtime(0)
+SFERuntime.load = classmethod(lambda cls, checkpoint=None, device="auto": rt)
+from sfe_desktop import cli
+resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+sys.exit(cli.main(["index", sys.argv[1], "-q", "--batch-size", "4"]))
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="ulimit -f is POSIX")
+def test_a_real_file_size_limit_is_a_one_line_error(photos, runtime):
+    """``ulimit -f`` in a child process: whichever file reaches the limit first (SQLite's log or a row file), the
+    run ends with one line naming the limit, and a run without the limit finishes the index."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import sfe_desktop
+
+    for i in range(40):
+        make_image(photos / f"more{i}.jpg", 300 + i)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(sfe_desktop.__file__).parents[1]),
+                                                         os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", _LIMITED_INDEX, str(photos)], env=env, capture_output=True,
+                          text=True, timeout=300)
+    err = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(err) == 1 and err[0].startswith("error: "), done.stderr[-2000:]
+    assert "file-size limit (ulimit -f)" in err[0]
+    with Collection.open(photos, runtime) as col:
+        col.index()
+        assert col.info()["indexed"] == col.info()["vectors"] == 48
