@@ -131,6 +131,8 @@ class Indexer:
                 if old is None or old.status != SKIPPED or old.reason != reason:
                     released += [old] if old is not None else []
                     plan.upserts.append(_skip_row(e, reason))
+                elif (old.size, old.mtime_ns, old.ino) != (e.size, e.mtime_ns, e.ino):  # touched, still skipped
+                    plan.upserts.append(replace(old, size=e.size, mtime_ns=e.mtime_ns, ino=e.ino))
             elif old is not None and _unchanged(old, e, racy_before):
                 if old.ino is None:  # recorded before the catalog kept inodes
                     plan.upserts.append(replace(old, ino=e.ino))

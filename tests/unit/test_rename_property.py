@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from collection_fixtures import make_image
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from sfe_desktop.model.runtime import tiny_runtime
@@ -126,6 +126,7 @@ def snapshot(col: Collection) -> dict:
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
+@example(start=[("a.png", 0, False)], rounds=[[("truncate", 0, 0)], [("touch", 0)]], backdate=False)  # found by it
 @given(start=st.lists(st.tuples(st.sampled_from(NAMES), st.integers(0, 12), st.booleans()), min_size=2, max_size=5),
        rounds=st.lists(st.lists(OPS, min_size=1, max_size=6), min_size=1, max_size=3), backdate=st.booleans())
 def test_any_change_sequence_equals_a_fresh_index(tmp_path_factory, start, rounds, backdate):
