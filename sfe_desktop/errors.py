@@ -27,3 +27,11 @@ class IndexStateError(SFEError):
 
 class Cancelled(SFEError):
     """A long job stopped because its cancel event was set."""
+
+
+class TrainingDiverged(SFEError):
+    """Training produced a non-finite loss or non-finite weights."""
+
+
+class IndexDamagedError(IndexStateError):
+    """A collection's index folder is damaged (its catalog cannot be read or holds impossible values)."""

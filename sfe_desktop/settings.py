@@ -73,21 +73,23 @@ def default_checkpoint() -> Path:
     return Path(env).expanduser() if env else DEFAULT_CHECKPOINT
 
 
-def _writable(directory: Path) -> bool:
-    probe = directory
+def writable(directory: Path) -> bool:
+    """Whether this process may create files in ``directory`` (or in its nearest existing parent)."""
+    probe = Path(directory)
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     return os.access(probe, os.W_OK | os.X_OK)
 
 
 def default_index_dir(photo_dir: str | Path) -> Path:
-    """Index folder of a collection: ``<photo_dir>/.sfe-index``, or a folder under :func:`data_dir`
-    named after the photo folder when that is read-only."""
+    """Index folder of a collection: ``<photo_dir>/.sfe-index``; when the photo folder is read-only, that folder
+    still when it holds an index (searched as it is, read-only), else a folder under :func:`data_dir` named after
+    the photo folder."""
     photo_dir = Path(photo_dir).expanduser().resolve()
     inside = photo_dir / INDEX_DIR_NAME
-    if inside.is_dir() and _writable(inside):
+    if inside.is_dir() and (writable(inside) or (inside / "catalog.sqlite").is_file()):
         return inside
-    if _writable(photo_dir):
+    if writable(photo_dir):
         return inside
     digest = hashlib.sha1(os.fsencode(str(photo_dir))).hexdigest()[:12]
     fallback = data_dir() / "collections" / f"{photo_dir.name or 'root'}-{digest}"

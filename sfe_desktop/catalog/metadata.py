@@ -1,36 +1,54 @@
 """Cheap image metadata (size after EXIF orientation, date taken) read from the file header only."""
 from __future__ import annotations
 
+import re
 import warnings
+from datetime import datetime
 
 from PIL import Image
 
+from ..data.images import open_image_file
+
 _EXIF_IFD = 0x8769
 _DATETIME_ORIGINAL, _DATETIME_DIGITIZED, _DATETIME, _ORIENTATION = 36867, 36868, 306, 274
+# EXIF writes "YYYY:MM:DD HH:MM:SS"; some tools use "-" in the date or "T" between date and time
+_EXIF_DATE = re.compile(r"(\d{4})[:-](\d{2})[:-](\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2}))?)?")
 
 
-def _iso(value) -> str | None:
+def exif_date(value) -> str | None:
+    """ISO text (``2021-07-01T10:11:12``, or the date alone) of an EXIF date, or None when it is not a real
+    date and time (``2020-13-45T25:61:61``, blanks, zeros, control characters)."""
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
     if not isinstance(value, str):
         return None
-    value = value.strip().strip("\x00")
-    if len(value) < 10 or value.startswith("0000"):
+    match = _EXIF_DATE.fullmatch(value.strip().strip("\x00").strip())
+    if not match:
         return None
-    date, _, time = value.partition(" ")
-    return date.replace(":", "-") + (f"T{time}" if time else "")
+    y, mo, d, h, mi, s = (int(x) if x is not None else None for x in match.groups())
+    try:
+        when = datetime(y, mo, d, h or 0, mi or 0, s or 0)
+    except ValueError:  # month 13, day 45, hour 25 ...
+        return None
+    if when.year < 1800:
+        return None
+    return when.date().isoformat() if h is None else when.isoformat()
 
 
 def probe(path: str) -> tuple[int | None, int | None, str | None]:
     """(width, height, date taken as ISO text) of ``path``; ``None`` where unknown. Never raises."""
     try:
-        with warnings.catch_warnings():
+        with open_image_file(path) as f, warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with Image.open(path) as im:
+            with Image.open(f) as im:
                 w, h = im.size
                 exif = im.getexif()
                 if exif.get(_ORIENTATION) in (5, 6, 7, 8):
                     w, h = h, w
                 sub = exif.get_ifd(_EXIF_IFD)
-                date = _iso(sub.get(_DATETIME_ORIGINAL) or sub.get(_DATETIME_DIGITIZED) or exif.get(_DATETIME))
-                return w, h, date
+                for tag in (_DATETIME_ORIGINAL, _DATETIME_DIGITIZED):
+                    if exif_date(sub.get(tag)):
+                        return w, h, exif_date(sub.get(tag))
+                return w, h, exif_date(exif.get(_DATETIME))
     except Exception:  # noqa: BLE001 - metadata is optional
         return None, None, None

@@ -11,9 +11,11 @@ import errno
 import hashlib
 import logging
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from ..data.files import kind, open_regular
 from ..data.images import IMAGE_EXTENSIONS
 
 log = logging.getLogger(__name__)
@@ -33,9 +35,10 @@ class ScanEntry:
     size: int = 0
     mtime_ns: int = 0
     error: str | None = None
+    ino: int = 0  # with size and mtime, what says the file at this path is the one indexed (a rename swaps it)
 
 
-def _reason(exc: OSError) -> str:
+def read_reason(exc: OSError) -> str:
     if exc.errno == errno.ELOOP:
         return "symlink loop"
     if exc.errno == errno.ENOENT:
@@ -66,7 +69,7 @@ def scan(root: str | os.PathLike, skip: Iterable[str | os.PathLike] = (), hidden
     try:
         st = os.stat(root_b)
     except OSError as exc:
-        yield ScanEntry(b".", error=_reason(exc))
+        yield ScanEntry(b".", error=read_reason(exc))
         return
     seen = {(st.st_dev, st.st_ino)}
     stack: list[bytes] = [b""]
@@ -78,7 +81,7 @@ def scan(root: str | os.PathLike, skip: Iterable[str | os.PathLike] = (), hidden
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as exc:
             log.info("cannot list %r: %s", abs_dir, exc)
-            yield ScanEntry(rel_dir or b".", error=f"folder: {_reason(exc)}")
+            yield ScanEntry(rel_dir or b".", error=f"folder: {read_reason(exc)}")
             continue
         subdirs = []
         for entry in entries:
@@ -91,13 +94,13 @@ def scan(root: str | os.PathLike, skip: Iterable[str | os.PathLike] = (), hidden
             except OSError as exc:
                 is_dir = False
                 if _is_image_name(name):
-                    yield ScanEntry(rel, error=_reason(exc))
+                    yield ScanEntry(rel, error=read_reason(exc))
                     continue
             if is_dir:
                 try:
                     st = entry.stat(follow_symlinks=True)
                 except OSError as exc:
-                    yield ScanEntry(rel, error=f"folder: {_reason(exc)}")
+                    yield ScanEntry(rel, error=f"folder: {read_reason(exc)}")
                     continue
                 key = (st.st_dev, st.st_ino)
                 if key in skip_ids:
@@ -114,15 +117,19 @@ def scan(root: str | os.PathLike, skip: Iterable[str | os.PathLike] = (), hidden
             try:
                 st = entry.stat(follow_symlinks=True)
             except OSError as exc:
-                yield ScanEntry(rel, error=_reason(exc))
+                yield ScanEntry(rel, error=read_reason(exc))
                 continue
-            yield ScanEntry(rel, st.st_size, st.st_mtime_ns)
+            if not stat.S_ISREG(st.st_mode):  # a FIFO would block a read, a device never end
+                yield ScanEntry(rel, error=f"{kind(st.st_mode)}, not a photo")
+                continue
+            yield ScanEntry(rel, st.st_size, st.st_mtime_ns, ino=st.st_ino)
         stack.extend(reversed(subdirs))
 
 
 def content_hash(path: str | bytes | os.PathLike, size: int | None = None) -> str:
-    """Cheap content hash: sha1 of the size and the first and last 64 KiB (raises OSError)."""
-    with open(path, "rb") as f:
+    """Cheap content hash: sha1 of the size and the first and last 64 KiB of a regular file (raises OSError,
+    also for a FIFO or device: :func:`~sfe_desktop.data.files.open_regular`)."""
+    with open_regular(path) as f:
         if size is None:
             size = os.fstat(f.fileno()).st_size
         h = hashlib.sha1(str(size).encode())

@@ -3,21 +3,20 @@ the desktop app. Training and evaluation commands: :mod:`.train`."""
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import threading
 
+from ..data import strict_json
+from ..data.schema import Int
 from ..errors import SFEError
 from ..memory import tune_allocator
+from ..model.config import BOUNDS
+from ..search.types import MAX_TOP
 from . import train
+from .common import OneLineParser, SafeFormatter, bounded, error_line, show
 
 log = logging.getLogger(__name__)
-
-
-def _show(text: str | None) -> str:
-    """Printable form of a path or caption (file names may not be valid UTF-8)."""
-    return "" if text is None else text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _collection(args):
@@ -25,16 +24,19 @@ def _collection(args):
     from ..search import Collection
 
     runtime = SFERuntime.load(args.checkpoint, args.device)
-    return Collection.open(args.dir, runtime, args.index_dir, batch_size=getattr(args, "batch_size", None))
+    col = Collection.open(args.dir, runtime, args.index_dir, batch_size=getattr(args, "batch_size", None))
+    if col.notice:
+        print(f"note: {show(col.notice)}", file=sys.stderr)
+    return col
 
 
 def _print_results(results, as_json: bool) -> None:
     if as_json:
-        print(json.dumps([r.to_dict() for r in results], indent=1))
+        print(strict_json.dumps([r.to_dict() for r in results], indent=1))
         return
     for r in results:  # rank, score, match confidence (when the checkpoint is calibrated), photo or caption
         conf = "    " if r.confidence is None else f"{100 * r.confidence:3.0f}%"
-        print(f"{r.rank:4d}  {r.score:8.4f}  {conf}  {_show(r.path if r.path is not None else r.caption)}")
+        print(f"{r.rank:4d}  {r.score:8.4f}  {conf}  {show(r.path if r.path is not None else r.caption)}")
     if not results:
         print("no results (is the folder indexed? run: sfe-desktop index DIR)", file=sys.stderr)
 
@@ -66,7 +68,7 @@ def cmd_index(args) -> int:
         skipped = col.skipped()
         if args.report:
             for path, reason in skipped:
-                print(f"skipped  {_show(path)}: {reason}")
+                print(f"skipped  {show(path)}: {show(reason)}")
         elif skipped:
             print("list the skipped files with --report")
     return 0
@@ -98,8 +100,6 @@ def cmd_explain(args) -> int:
         raise SFEError("give a photo folder (or a PHOTO and TEXT, or --pairs FILE.jsonl)")
     if (args.query is None) == (args.image is None):
         raise SFEError("give exactly one of a text query or --image PHOTO")
-    if args.rank < 1:
-        raise SFEError("--rank counts from 1")
     with _collection(args) as col:
         if args.image:
             results = col.search_image(args.image, top=args.rank, rerank_k=args.rerank_k)
@@ -118,7 +118,7 @@ def cmd_export(args) -> int:
     with _collection(args) as col:
         results = col.search_text(args.query, top=args.top, rerank_k=args.rerank_k)
     write_csv(results, args.csv)
-    print(f"wrote {len(results)} results to {args.csv}")
+    print(f"wrote {len(results)} results to {show(args.csv)}")
     return 0
 
 
@@ -126,10 +126,10 @@ def cmd_info(args) -> int:
     with _collection(args) as col:
         info = col.info()
     if args.json:
-        print(json.dumps(info, indent=1))
+        print(strict_json.dumps(info, indent=1))
     else:
         for key, value in info.items():
-            print(f"{key:>14}: {value}")
+            print(f"{key:>14}: {show(value)}")
     return 0
 
 
@@ -149,20 +149,25 @@ def _common(p: argparse.ArgumentParser, folder_help: str = "photo folder", folde
 
 
 def _rerank_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--rerank-k", type=int, default=None,
+    p.add_argument("--rerank-k", type=bounded(BOUNDS["rerank_k"]), default=None,
                    help="Step-1 candidates re-ranked by Step 2 (default: the checkpoint's; 0: off)")
 
 
+def _top_option(p: argparse.ArgumentParser, default: int) -> None:
+    p.add_argument("--top", type=bounded(Int(1, MAX_TOP)), default=default, help=f"results (default: {default})")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sfe-desktop", description="Search a photo folder by meaning with SFE.")
+    parser = OneLineParser(prog="sfe-desktop", description="Search a photo folder by meaning with SFE.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
 
     p = sub.add_parser("index", help="index (or update the index of) a photo folder")
     _common(p)
     p.add_argument("--report", action="store_true", help="list skipped files with the reason")
     p.add_argument("--reencode", action="store_true", help="re-encode everything (after changing the model)")
-    p.add_argument("--batch-size", type=int, default=None, help="images per model batch (default: automatic)")
+    p.add_argument("--batch-size", type=bounded(Int(1, 4096)), default=None,
+                   help="images per model batch (default: automatic)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_index)
 
@@ -171,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query", nargs="?", default=None, help="text query")
     p.add_argument("--image", metavar="PHOTO", help="captions describing PHOTO")
     p.add_argument("--similar", metavar="PHOTO", help="photos of the folder similar to PHOTO")
-    p.add_argument("--top", type=int, default=20)
+    _top_option(p, 20)
     _rerank_option(p)
     p.add_argument("--json", action="store_true", help="print a JSON list, most similar first")
     p.set_defaults(func=cmd_search)
@@ -186,15 +191,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how the word maps are made (default mixed: Step-2 attention with the ImageNet class maps)")
     p.add_argument("--json", action="store_true", help="JSON output (the only format; accepted for scripts)")
     p.add_argument("--image", metavar="PHOTO", help="a photo -> caption result of PHOTO instead")
-    p.add_argument("--rank", type=int, default=1, help="which result (default: 1, the best)")
+    p.add_argument("--rank", type=bounded(Int(1, MAX_TOP)), default=1, help="which result (default: 1, the best)")
     _rerank_option(p)
     p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("export", help="write the results of a text query as CSV")
     _common(p)
     p.add_argument("query", help="text query")
-    p.add_argument("--csv", required=True, help="output file")
-    p.add_argument("--top", type=int, default=100)
+    p.add_argument("--csv", required=True, help="output file (its folder must exist)")
+    _top_option(p, 100)
     _rerank_option(p)
     p.set_defaults(func=cmd_export)
 
@@ -215,13 +220,19 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv or ["gui"])
+    handler = logging.StreamHandler()
+    handler.setFormatter(SafeFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+                        handlers=[handler])
     tune_allocator()
     try:
         return int(args.func(args) or 0)
     except SFEError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        error_line(exc)
+        return 2
+    except OSError as exc:  # a file the user named (an output, a folder) that cannot be used
+        where = f"{exc.filename}: " if exc.filename else ""
+        error_line(f"{where}{exc.strerror or exc}")
         return 2
 
 

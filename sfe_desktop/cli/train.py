@@ -7,14 +7,21 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
+import os
 import sys
 from pathlib import Path
 
-from ..model.config import ModelConfig
+from ..data import strict_json
+from ..data.schema import Float, Int
+from ..errors import SFEError
+from ..model.config import BOUNDS, ModelConfig
 from ..train.loop import TrainConfig
+from .common import bounded, show
 
 CUES = ("patch", "instance", "neighbour", "step2")
+# the accepted values of the training options (the model's own come from ModelConfig's BOUNDS)
+TRAIN_BOUNDS = {"epochs": Int(1, 10_000), "batch_size": Int(8, 65_536), "lr": Float(0, 10, lo_open=True),
+                "backbone_lr": Float(0, 10, lo_open=True), "seed": Int(0, 2**32 - 1)}
 
 
 def _default(cls, name: str):
@@ -22,7 +29,10 @@ def _default(cls, name: str):
 
 
 def _option(p: argparse.ArgumentParser, flag: str, cls, field: str, help_text: str, **kwargs) -> None:
-    """An option whose value, when not given, is ``cls``'s default for ``field`` (``None`` here)."""
+    """An option whose value, when not given, is ``cls``'s default for ``field`` (``None`` here); a numeric one
+    accepts what the field's bounds accept (:data:`TRAIN_BOUNDS`, :data:`ModelConfig BOUNDS`)."""
+    if kwargs.get("type") in (int, float):
+        kwargs["type"] = bounded((TRAIN_BOUNDS if cls is TrainConfig else BOUNDS)[field])
     p.add_argument(flag, dest=field, default=None, help=f"{help_text} (default: {_default(cls, field)})", **kwargs)
 
 
@@ -40,7 +50,8 @@ def register(sub) -> None:
     _option(t, "--loss", TrainConfig, "loss", "Step-1 loss", choices=["infonce", "vsepp"])
     _option(t, "--seed", TrainConfig, "seed", "random seed", type=int)
     _option(t, "--image-backbone", ModelConfig, "image_backbone", "image tower", choices=["lite0", "lite2", "tiny"])
-    t.add_argument("--image-size", type=int, default=None, help="input size (default: the image tower's own)")
+    t.add_argument("--image-size", type=bounded(BOUNDS["image_size"]), default=None,
+                   help="input size (default: the image tower's own)")
     _option(t, "--image-trainable-blocks", ModelConfig, "image_trainable_blocks",
             "top EfficientNet blocks fine-tuned, with the head (0: frozen tower)", type=int)
     _option(t, "--text-trainable-layers", ModelConfig, "text_trainable_layers",
@@ -58,7 +69,7 @@ def register(sub) -> None:
     _data_args(e)
     e.add_argument("--split", default="test")
     e.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the bundled one)")
-    e.add_argument("--rerank-k", type=int, default=None,
+    e.add_argument("--rerank-k", type=bounded(BOUNDS["rerank_k"]), default=None,
                    help="Step-1 candidates re-ranked by Step 2 (default: the checkpoint's, as search uses)")
     e.add_argument("--json", default=None, help="write {step1: {...}, rerank: {...}} here")
     e.set_defaults(func=cmd_evaluate)
@@ -98,7 +109,10 @@ def model_config(args) -> ModelConfig:
     elif not tiny and args.image_backbone is not None:
         changes["image_size"] = IMAGE_BACKBONES[args.image_backbone][3]
     changes.update({f"use_{cue}": False for cue in CUES if args.baseline or getattr(args, f"no_{cue}")})
-    return base.replace(**changes)
+    try:
+        return base.replace(**changes).validate("options")
+    except ValueError as exc:
+        raise SFEError(str(exc)) from exc
 
 
 class _Bars:
@@ -121,6 +135,19 @@ class _Bars:
             del self._bars[name]
 
 
+def _check_writable(flag: str, folder: Path, create: bool = True) -> None:
+    """Refuse before the work starts what would fail at its end: ``folder`` (made when ``create``) must be a
+    folder this process can write, or be creatable inside one."""
+    probe = folder
+    while create and not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        what = "does not exist" if not probe.exists() else "is not a folder"
+        raise SFEError(f"{flag}: {show(probe)} {what}")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise SFEError(f"{flag}: cannot write in {show(probe)} (permission denied)")
+
+
 def cmd_train(args) -> int:
     import torch
 
@@ -128,6 +155,10 @@ def cmd_train(args) -> int:
     from ..settings import pick_device
     from ..train.loop import Trainer
 
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise SFEError(f"--out {show(out)} is a file; name a folder for the checkpoint")
+    _check_writable("--out", out)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     device = pick_device(args.device)
     train = load_dataset(args.dataset, args.images, args.train_split)
@@ -141,8 +172,10 @@ def cmd_train(args) -> int:
                       log_fn=lambda s: print(s, file=sys.stderr, flush=True))
     result = trainer.fit(progress_factory=lambda ep: (lambda d, n, loss: bars(f"epoch {ep}", d, n, loss)),
                          meta={"command": " ".join(sys.argv[1:])})
-    (Path(args.out) / "train_log.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
-    print(f"best epoch {result['best_epoch']}: val rSum {result['best_rsum']:.1f}; checkpoint in {args.out}")
+    (out / "train_log.json").write_text(strict_json.dumps(result, indent=1), encoding="utf-8")
+    if result.get("stopped"):
+        print(f"stopped early: {result['stopped']}", file=sys.stderr)
+    print(f"best epoch {result['best_epoch']}: val rSum {result['best_rsum']:.1f}; checkpoint in {show(out)}")
     return 0
 
 
@@ -152,6 +185,8 @@ def cmd_evaluate(args) -> int:
     from ..train.evaluate import evaluate_dataset, write_json
     from ..train.metrics import format_metrics
 
+    if args.json:
+        _check_writable("--json", Path(args.json).parent, create=False)
     ds = load_dataset(args.dataset, args.images, args.split)
     rt = SFERuntime.load(args.checkpoint, args.device)
     result = evaluate_dataset(rt.model, ds, _cache(args), args.rerank_k, progress=_Bars())

@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import csv
-import json
+import io
+import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 from ..errors import DatasetError
+from . import strict_json
+from .files import GB, open_regular, reason
+from .schema import shown
 
 
 @dataclass(frozen=True)
@@ -30,13 +34,41 @@ class PairDataset:
         return out
 
 
+MAX_DATASET_BYTES = 2 * GB   # COCO's Karpathy JSON is about 150 MB
+MAX_CAPTION_CHARS = 10_000
+
+
 def _check_images(root: Path, files: list[str], source: str) -> None:
     if not root.is_dir():
-        raise DatasetError(f"images folder not found: {root}")
+        raise DatasetError(f"images folder not found: {root}" if not root.exists() else f"{root} is not a folder")
     missing = [f for f in files if not (root / f).is_file()]
     if missing:
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
         raise DatasetError(f"{source}: image '{missing[0]}' is not in {root}{more}")
+
+
+def image_name(name, where: str) -> str:
+    """``name`` when it is a relative path that stays inside the images folder; DatasetError otherwise (an
+    absolute path or ``..`` would read any file of the machine as a training photo)."""
+    if not isinstance(name, str) or not name.strip() or "\0" in name:
+        raise DatasetError(f"{where}: the image name must be a non-empty text (got {shown(name)})")
+    parts = re.split(r"[\\/]", name)
+    if name.startswith(("/", "\\")) or PureWindowsPath(name).drive or ".." in parts:
+        raise DatasetError(f"{where}: image '{name}' lies outside the images folder (names are relative to it)")
+    return name
+
+
+def _caption(text, where: str) -> str:
+    if not isinstance(text, str) or len(text) > MAX_CAPTION_CHARS:
+        raise DatasetError(f"{where}: a caption must be a text of at most {MAX_CAPTION_CHARS} characters "
+                           f"(got {shown(text)})")
+    return text.strip()
+
+
+def _open_error(path: Path, exc: OSError) -> DatasetError:
+    if isinstance(exc, FileNotFoundError):
+        return DatasetError(f"dataset file not found: {path}")
+    return DatasetError(f"{path}: cannot read ({reason(exc)})")
 
 
 def load_karpathy(json_path: str | Path, images_dir: str | Path, split: str | list[str]) -> PairDataset:
@@ -46,31 +78,35 @@ def load_karpathy(json_path: str | Path, images_dir: str | Path, split: str | li
     """
     json_path, root = Path(json_path), Path(images_dir)
     try:
-        data = json.loads(json_path.read_text(encoding="utf-8"))
-        entries = data["images"]
-    except FileNotFoundError as exc:
-        raise DatasetError(f"dataset file not found: {json_path}") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{json_path}: not valid JSON ({exc})") from exc
-    except (KeyError, TypeError) as exc:
-        raise DatasetError(f"{json_path}: no 'images' list (not a Karpathy-style file)") from exc
+        data = strict_json.load_file(json_path, MAX_DATASET_BYTES)
+    except OSError as exc:
+        raise _open_error(json_path, exc) from exc
+    except ValueError as exc:
+        raise DatasetError(f"{json_path}: {exc}") from exc
+    entries = data.get("images") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise DatasetError(f"{json_path}: no 'images' list (not a Karpathy-style file)")
     splits = {split} if isinstance(split, str) else set(split)
     if "train" in splits:
         splits.add("restval")
     images, captions, owner = [], [], []
     for n, entry in enumerate(entries):
-        try:
-            if entry.get("split") not in splits:
-                continue
-            name = entry.get("filepath", "")
-            name = f"{name}/{entry['filename']}" if name else entry["filename"]
-            sentences = [s["raw"].strip() for s in entry["sentences"]]
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise DatasetError(f"{json_path}: image entry {n} lacks {exc} (needs filename and sentences[].raw)") from exc
-        if not sentences:
+        where = f"{json_path}: image entry {n}"
+        if not isinstance(entry, dict):
+            raise DatasetError(f"{where} is not an object (it needs filename and sentences[].raw; got {shown(entry)})")
+        if not isinstance(entry.get("split"), str) or entry["split"] not in splits:
             continue
-        for s in sentences:
-            captions.append(s)
+        name = image_name(entry.get("filename"), f"{where}: 'filename'")
+        folder = entry.get("filepath") or ""
+        name = image_name(f"{image_name(folder, where + ': filepath')}/{name}", where) if folder else name
+        sentences = entry.get("sentences")
+        if not isinstance(sentences, list) or not all(isinstance(x, dict) for x in sentences):
+            raise DatasetError(f"{where} ({name}): 'sentences' must be a list of objects with a text 'raw'")
+        texts = [t for t in (_caption(x.get("raw"), f"{where} ({name})") for x in sentences) if t]
+        if not texts:
+            continue
+        for t in texts:
+            captions.append(t)
             owner.append(len(images))
         images.append(name)
     if not images:
@@ -88,24 +124,29 @@ def load_csv_pairs(csv_path: str | Path, images_dir: str | Path | None = None) -
     index: dict[str, int] = {}
     captions, owner = [], []
     try:
-        with csv_path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
+        raw = open_regular(csv_path, MAX_DATASET_BYTES)
+    except OSError as exc:
+        raise _open_error(csv_path, exc) from exc
+    with io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as fh:
+        reader = csv.DictReader(fh)
+        try:
             if not reader.fieldnames or not {"image", "caption"} <= set(reader.fieldnames):
                 raise DatasetError(f"{csv_path}: header must have columns image,caption")
             for row in reader:
-                line = reader.line_num
-                image, caption = (row.get("image") or "").strip(), (row.get("caption") or "").strip()
+                where = f"{csv_path}: line {reader.line_num}"
+                image, caption = (row.get("image") or "").strip(), _caption(row.get("caption") or "", where)
                 if not image or not caption:
-                    raise DatasetError(f"{csv_path}: line {line}: empty image or caption")
+                    raise DatasetError(f"{where}: empty image or caption")
+                image = image_name(image, where)
                 if image not in index:
                     index[image] = len(images)
                     images.append(image)
                 captions.append(caption)
                 owner.append(index[image])
-    except FileNotFoundError as exc:
-        raise DatasetError(f"dataset file not found: {csv_path}") from exc
-    except UnicodeDecodeError as exc:
-        raise DatasetError(f"{csv_path}: not UTF-8 text") from exc
+        except UnicodeDecodeError as exc:
+            raise DatasetError(f"{csv_path}: not UTF-8 text") from exc
+        except csv.Error as exc:
+            raise DatasetError(f"{csv_path}: line {reader.line_num}: {exc}") from exc
     if not images:
         raise DatasetError(f"{csv_path}: no rows")
     _check_images(root, images, str(csv_path))

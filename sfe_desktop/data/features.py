@@ -2,7 +2,8 @@
 
 Images: the output of the frozen lower blocks, float16 (N, C, h, w).  Texts: token ids, mask and the
 hidden states after the frozen lower layers, float16 (M, L, C).  Each cache file is keyed by the
-backbone settings and a hash of the inputs, written to a temporary name and renamed when complete.
+backbone settings and a hash of the inputs (the captions' text; each photo's absolute path, size, times and inode,
+so a photo replaced under its old name is read again), written to a temporary name and renamed when complete.
 """
 from __future__ import annotations
 
@@ -30,6 +31,30 @@ def _key(*parts) -> str:
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def weights_key(backbone) -> str:
+    """Fingerprint of the weights below a backbone's split (what a cached feature depends on): two random test
+    backbones, or one whose lower layers were changed, never share cache entries."""
+    upper = tuple(backbone.upper_state_prefixes())
+    h = hashlib.sha1()
+    for name, t in sorted(backbone.state_dict().items()):
+        if upper and name.startswith(upper):
+            continue
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(t.detach().cpu().float().numpy()).tobytes())
+    return h.hexdigest()[:16]
+
+
+def file_identity(path) -> list:
+    """What identifies a file's content without reading it: its absolute path, size, modification and change
+    times and inode (a photo replaced under the same name, or another folder with the same layout, differs)."""
+    path = os.path.abspath(os.fspath(path))
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return [path, type(exc).__name__]
+    return [path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
 def _batches(n: int, size: int):
     for start in range(0, n, size):
         yield start, min(n, start + size)
@@ -44,7 +69,8 @@ def image_lower_features(backbone, paths: Sequence[Path], cache_dir: Path | None
     dev = next(backbone.parameters()).device
     target = None
     if cache_dir is not None:
-        key = _key(backbone.name, backbone.image_size, backbone.split, flip, [str(p) for p in paths])
+        key = _key(backbone.name, backbone.image_size, backbone.split, flip, weights_key(backbone),
+                   [file_identity(p) for p in paths])
         target = Path(cache_dir) / f"img-{backbone.name}-{backbone.image_size}-{key}.npy"
         if target.exists():
             return np.load(target, mmap_mode="r")
@@ -89,7 +115,7 @@ def text_lower_features(backbone, captions: Sequence[str], cache_dir: Path | Non
     dev = next(backbone.parameters()).device
     target = None
     if cache_dir is not None:
-        key = _key(backbone.name, backbone.max_length, backbone.split, list(captions))
+        key = _key(backbone.name, backbone.max_length, backbone.split, weights_key(backbone), list(captions))
         target = Path(cache_dir) / f"txt-{backbone.name}-{key}.npz"
         if target.exists():
             with np.load(target) as z:

@@ -25,7 +25,8 @@ def safe_cell(value) -> str:
 
 
 def write_csv(results: Iterable, path: str | os.PathLike) -> None:
-    """Write ``results`` (:class:`sfe_desktop.search.Result`) to ``path`` with a header row."""
+    """Write ``results`` (:class:`sfe_desktop.search.Result`) to ``path`` with a header row (its folder must exist;
+    the file's permissions follow the umask)."""
     def write(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8", newline="") as f:
             writer = csv.writer(f)
@@ -34,6 +35,8 @@ def write_csv(results: Iterable, path: str | os.PathLike) -> None:
                 writer.writerow([safe_cell(getattr(r, c)) for c in COLUMNS])
 
     try:
-        atomic_write(Path(path), write, fsync=False)
+        atomic_write(Path(path), write, fsync=False, make_parents=False)
+    except FileNotFoundError as exc:
+        raise SFEError(f"cannot write {path}: the folder {Path(path).parent} does not exist") from exc
     except OSError as exc:
         raise SFEError(f"cannot write {path}: {exc.strerror or exc}") from exc

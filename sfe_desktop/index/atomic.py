@@ -2,17 +2,44 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 
 
-def atomic_write(path: str | Path, write: Callable[[str], None], fsync: bool = True) -> None:
-    """Call ``write(tmp_name)`` on a temporary file next to ``path``, then rename it over ``path``."""
+def _create_temp(directory: Path, name: str) -> str:
+    """A new empty file in ``directory`` whose permissions follow the umask (``tempfile.mkstemp`` makes 0600)."""
+    for _ in range(100):
+        tmp = str(directory / f".{name}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name in {directory}")
+
+
+def fsync_dir(directory: str | Path) -> None:
+    """Make the names created in or removed from ``directory`` durable (POSIX; a no-op elsewhere)."""
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | Path, write: Callable[[str], None], fsync: bool = True, make_parents: bool = True) -> None:
+    """Call ``write(tmp_name)`` on a temporary file next to ``path``, then rename it over ``path``. The file gets
+    the permissions the umask gives a new file. ``make_parents=False``: a missing folder is an error
+    (FileNotFoundError), as for any file the user names."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    if make_parents:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    elif not path.parent.is_dir():
+        raise FileNotFoundError(2, "the folder does not exist", str(path.parent))
+    tmp = _create_temp(path.parent, path.name)
     try:
         write(tmp)
         if fsync:

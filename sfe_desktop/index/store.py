@@ -3,7 +3,8 @@
 Row ``i`` of ``global.f32`` holds ``dim`` floats and row ``i`` of ``patches.f16`` holds
 ``n_patches * dim`` halves. Rows are written at the position the catalog hands out (``next_row``)
 and only become visible when the catalog commits a row pointing at them, so a process killed between
-the two leaves unreferenced bytes that the next run overwrites. Reads go through ``np.memmap``.
+the two leaves unreferenced bytes that the next run overwrites; the rows are flushed to disk (``fsync``) before
+that commit, so a power loss cannot leave committed rows without their bytes. Reads go through ``np.memmap``.
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ class _RowFile:
             f.seek(start * self.row_bytes)
             f.write(data.tobytes())
             f.flush()
+            os.fsync(f.fileno())  # on disk before the catalog commits rows pointing here (power loss)
 
     def read(self, rows: np.ndarray) -> np.ndarray:
         rows = np.asarray(rows, dtype=np.int64)

@@ -11,6 +11,23 @@ from ..errors import ImageReadError
 from .atomic import atomic_write
 
 log = logging.getLogger(__name__)
+MAX_ASPECT = 4.0  # a thumbnail is at most 4 times as long as it is wide (the middle of a panorama)
+
+
+def thumbnail(image: Image.Image, size: int) -> Image.Image:
+    """A copy of ``image`` at most ``size`` pixels on its longer side. Very long or tall images (panoramas) keep
+    their middle at :data:`MAX_ASPECT`: a 20000x100 panorama gives 256x64, not an unreadable 256x1."""
+    w, h = image.size
+    if max(w, h) > MAX_ASPECT * min(w, h):
+        if w > h:
+            keep = max(1, round(MAX_ASPECT * h))
+            image = image.crop(((w - keep) // 2, 0, (w - keep) // 2 + keep, h))
+        else:
+            keep = max(1, round(MAX_ASPECT * w))
+            image = image.crop((0, (h - keep) // 2, w, (h - keep) // 2 + keep))
+    thumb = image.copy()
+    thumb.thumbnail((size, size), Image.BILINEAR)
+    return thumb
 
 
 class ThumbnailCache:
@@ -28,8 +45,7 @@ class ThumbnailCache:
         """Store a thumbnail of ``image`` under ``key`` unless one exists; return its path."""
         target = self.path_for(key)
         if not target.exists():
-            thumb = image.copy()
-            thumb.thumbnail((self.size, self.size), Image.BILINEAR)
+            thumb = thumbnail(image, self.size)
             atomic_write(target, lambda tmp: thumb.convert("RGB").save(tmp, "JPEG", quality=self.quality), fsync=False)
         return target
 

@@ -13,13 +13,15 @@ current layout. The checkpoint id (what an index records) hashes every file of t
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Callable
 
 import torch
 
+from ..data import strict_json
+from ..data.files import MB, regular_stat
+from ..data.schema import Text, check_object, shown
 from ..errors import CheckpointError
 from .config import ModelConfig
 from .corpus import Corpus
@@ -35,6 +37,10 @@ WEIGHTS_FILE = "model.safetensors"
 # (the re-ranker's word weights start uniform): an older checkpoint without them loads with that value.
 ADDED_LATER = ("reranker.word_score.",)
 HALF_KEYS = {"mem_img", "mem_txt", "proto_img", "proto_txt", "bridge.prompts"}
+# the most a checkpoint's JSON files may hold (a corpus of COCO's 600,000 captions is about 40 MB)
+MAX_BYTES = {CONFIG_FILE: 64 * MB, CORPUS_FILE: 512 * MB}
+MAX_CONCEPT_CHARS = 200
+MAX_CLASSES = 100_000
 
 
 def _saved_keys(model: SFEModel) -> list[str]:
@@ -62,7 +68,7 @@ def _saved_keys(model: SFEModel) -> list[str]:
 def _write_json(path: Path, data: dict, indent: int | None) -> Path:
     """Write ``path.part`` (to be renamed over ``path`` by the caller); returns it."""
     part = path.with_name(path.name + ".part")
-    part.write_text(json.dumps(data, indent=indent), encoding="utf-8")
+    part.write_text(strict_json.dumps(data, indent=indent), encoding="utf-8")
     return part
 
 
@@ -111,15 +117,56 @@ def checkpoint_id(directory: str | Path) -> str:
 
 
 def _read_json(path: Path, what: str) -> dict:
+    """A checkpoint's JSON file: a regular file of bounded size holding one strict-JSON object."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = strict_json.load_file(path, MAX_BYTES.get(path.name, 64 * MB))
     except FileNotFoundError as exc:
         raise CheckpointError(f"{path}: missing") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path}: not valid JSON (truncated or corrupt)") from exc
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: not {what}")
     return data
+
+
+def _check_corpus(data: dict, path: Path) -> Corpus:
+    """The corpus of ``corpus.json`` (or of a layout-1 ``config.json``), its types and indices checked."""
+    captions, owner, images = (data.get(k, []) for k in Corpus.KEYS)
+    problem = None
+    if not (isinstance(captions, list) and all(isinstance(c, str) for c in captions)):
+        problem = "'captions' must be a list of texts"
+    elif not (isinstance(images, list) and all(isinstance(i, str) for i in images)):
+        problem = "'images' must be a list of texts"
+    elif not (isinstance(owner, list) and len(owner) == len(captions)):
+        problem = "'caption_image' must hold one photo number per caption"
+    elif not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < len(images) for i in owner):
+        problem = f"'caption_image' must hold photo numbers from 0 to {len(images) - 1}"
+    if problem:
+        raise CheckpointError(f"{path}: bad corpus ({problem})")
+    return Corpus(captions, owner, images)
+
+
+def _check_config(meta: dict, path: Path) -> ModelConfig:
+    """The model section and the concept names of ``config.json``, checked against their bounds."""
+    if not isinstance(meta.get("model"), dict):
+        raise CheckpointError(f"{path}: no 'model' section (an object describing the architecture)")
+    try:
+        cfg = ModelConfig.from_dict(meta["model"])
+        concepts = meta.get("concepts", [])
+        if not isinstance(concepts, list) or len(concepts) > cfg.n_concepts:
+            raise ValueError(f"concepts: must be a list of at most model.n_concepts ({cfg.n_concepts}) names "
+                             f"(got {shown(concepts)})")
+        check_object(dict(enumerate(concepts)), dict.fromkeys(range(len(concepts)), Text(MAX_CONCEPT_CHARS)),
+                     "concepts")
+        classes = meta.get("classes", [])  # the label bridge's class names (ImageNet's 1,000)
+        if not isinstance(classes, list) or len(classes) > MAX_CLASSES:
+            raise ValueError(f"classes: must be a list of at most {MAX_CLASSES} names (got {shown(classes)})")
+        check_object(dict(enumerate(classes)), dict.fromkeys(range(len(classes)), Text(MAX_CONCEPT_CHARS)), "classes")
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
+    return cfg
 
 
 def _corpus_from_v1(meta: dict) -> tuple[dict, dict]:
@@ -144,18 +191,17 @@ def read_checkpoint(directory: str | Path) -> tuple[dict, Corpus]:
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an SFE Explorer checkpoint")
     version = meta.get("version")
-    if version not in MIGRATIONS and version != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: checkpoint version {version} is not supported (this build reads 1 to {FORMAT_VERSION})")
-    corpus = None
+    readable = sorted([*MIGRATIONS, FORMAT_VERSION])
+    if isinstance(version, bool) or not isinstance(version, int) or version not in readable:
+        raise CheckpointError(f"{path}: checkpoint layout version {shown(version)} is not supported (this build "
+                              f"reads versions {readable[0]} to {readable[-1]})")
+    corpus, corpus_path = None, path
     while meta["version"] != FORMAT_VERSION:
         meta, corpus = MIGRATIONS[meta["version"]](dict(meta))
     if corpus is None:
-        corpus = _read_json(directory / CORPUS_FILE, "a caption corpus")
-    try:
-        return meta, Corpus.from_dict(corpus)
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{directory / CORPUS_FILE}: bad corpus ({exc})") from exc
+        corpus_path = directory / CORPUS_FILE
+        corpus = _read_json(corpus_path, "a caption corpus")
+    return meta, _check_corpus(corpus, corpus_path)
 
 
 def upgrade_checkpoint(directory: str | Path) -> bool:
@@ -186,17 +232,23 @@ def load_checkpoint(directory: str | Path, device: torch.device | str = "cpu") -
 
     directory = Path(directory)
     meta, corpus = read_checkpoint(directory)
-    try:
-        cfg = ModelConfig.from_dict(meta["model"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"{directory / CONFIG_FILE}: bad model section ({exc})") from exc
+    cfg = _check_config(meta, directory / CONFIG_FILE)
     wpath = directory / WEIGHTS_FILE
-    if not wpath.is_file():
-        raise CheckpointError(f"{wpath}: missing")
+    try:
+        regular_stat(wpath)
+    except FileNotFoundError as exc:
+        raise CheckpointError(f"{wpath}: missing") from exc
+    except OSError as exc:
+        raise CheckpointError(f"{wpath}: cannot read ({exc.strerror or exc})") from exc
     try:
         tensors = load_file(str(wpath), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{wpath}: not a valid safetensors file (truncated, corrupt or pickled)") from exc
+    for key, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise CheckpointError(f"{wpath}: tensor {key} holds {bad} non-finite values (NaN or infinity): the "
+                                  "model diverged in training and cannot be used")
     model = SFEModel(cfg, pretrained=True)
     expected = set(_saved_keys(model))
     for key in expected - set(tensors):  # added after the checkpoint was written: their neutral initial value

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from ..data.schema import Choice, Flag, Int, JSONObject, Spec, check_object
+
 SCHEMA_VERSION = 1  # of this dataclass; the checkpoint folder's layout has its own (model/checkpoint.py)
 # Settings added after checkpoints were first written, with the value that means "absent" in an older one.
 ADDED_LATER = {"bridge_dim": 0}
@@ -60,12 +62,16 @@ class ModelConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ModelConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
-        return cls(**{**ADDED_LATER, **data})
+    def from_dict(cls, data: dict, where: str = "model") -> "ModelConfig":
+        """The configuration a checkpoint's JSON describes. ValueError (one line, naming the key) when a key is
+        unknown or a value is of the wrong type or out of :data:`BOUNDS`. A key added after a checkpoint was written
+        takes its :data:`ADDED_LATER` value (what that checkpoint was built without)."""
+        return cls(**{**ADDED_LATER, **check_object(data, bounds(), where)})
+
+    def validate(self, where: str = "model") -> "ModelConfig":
+        """Check every field against :data:`BOUNDS` (a configuration built in code or from options)."""
+        check_object(self.to_dict(), bounds(), where)
+        return self
 
     def replace(self, **changes) -> "ModelConfig":
         return dataclasses.replace(self, **changes)
@@ -78,3 +84,35 @@ class ModelConfig:
                     instance_top=4, rerank_k=10, bridge_dim=8)
         base.update(changes)
         return cls(**base)
+
+
+# What each field accepts (checked whenever a configuration comes from a file or from options; a field added to
+# ModelConfig needs its row here, tests/unit/test_config_schema.py checks that every field has one).
+BOUNDS: dict[str, Spec] = {
+    "image_backbone": Choice(("lite0", "lite2", "tiny")),
+    "image_size": Int(32, 1024),
+    "image_trainable_blocks": Int(0, 16),   # EfficientNet-Lite0 has 16 blocks, Lite2 21
+    "text_backbone": Choice(("minilm", "tiny")),
+    "text_trainable_layers": Int(0, 6),     # MiniLM-L6 has 6 layers
+    "max_length": Int(4, 512),              # MiniLM's position table has 512 rows
+    "dim": Int(8, 4096),
+    "n_concepts": Int(1, 20_000),
+    "use_patch": Flag(),
+    "use_instance": Flag(),
+    "use_neighbour": Flag(),
+    "use_step2": Flag(),
+    "neighbours_k": Int(1, 1024),
+    "instance_top": Int(1, 1024),
+    "rerank_k": Int(0, 10_000),
+    "bridge_dim": Int(0, 1024),             # 0: no label bridge; at most MiniLM's 384 in practice
+    "version": Int(1, SCHEMA_VERSION),
+    "extra": JSONObject(max_depth=8),
+}
+
+
+def bounds() -> dict[str, Spec]:
+    """:data:`BOUNDS`, refusing to check a field that has no row there (a programming error)."""
+    missing = [f.name for f in dataclasses.fields(ModelConfig) if f.name not in BOUNDS]
+    if missing:
+        raise TypeError(f"ModelConfig field(s) without bounds in model/config.py BOUNDS: {', '.join(missing)}")
+    return BOUNDS

@@ -233,6 +233,13 @@ class QtMainWindow(QMainWindow):
         coll = self.session.collection
         self.model.resolve = getattr(coll, "thumbnail", None)  # the core's thumbnail cache
         self._status(f"Opened {folder}", 3000)
+        if getattr(coll, "notice", None):  # the index was damaged, moved aside and is being rebuilt
+            self.show_message(coll.notice, "warning")
+        if getattr(coll, "read_only", False):  # not indexed again: the folder cannot be written
+            self.progress.hide()
+            self.results_label.setText(f"Searching the existing index of {folder}.")
+            self.show_message("This folder's index is read-only: searches use it as it is, and new or changed "
+                              "photos are not indexed.", "info")
 
     def _on_index_finished(self, summary: IndexSummary | None) -> None:
         self.progress.hide()

@@ -161,7 +161,8 @@ class QtSession(QObject):
     def _on_opened(self, collection: Collection) -> None:
         self.collection = collection
         self.collection_opened.emit(self.folder or "")
-        self.start_indexing()
+        if not getattr(collection, "read_only", False):  # a read-only index is searched as it is
+            self.start_indexing()
 
     def start_indexing(self, reencode: bool = False) -> None:
         if self.collection is None or self._index_worker is not None:

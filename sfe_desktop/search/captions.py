@@ -2,12 +2,18 @@
 from __future__ import annotations
 
 import csv
+import io
+import logging
 import os
 from pathlib import Path
 
+from ..data.files import MB, decode_text, read_bytes, read_head, reason
 from ..errors import SFEError
 
+log = logging.getLogger(__name__)
 MAX_CAPTION_CHARS = 500
+MAX_SIDECAR_BYTES = 64 * 1024          # a sidecar's first 64 KB are read
+MAX_CAPTION_FILE_BYTES = 256 * MB
 _HEADER_NAMES = {"caption", "captions", "text", "sentence", "description"}
 
 
@@ -23,15 +29,20 @@ def _clean(lines) -> list[str]:
 
 def read_caption_file(path: str | Path) -> list[str]:
     """Sentences of a ``.csv`` file (the column named caption/text/sentence/description, else the
-    first) or of a text file (one per line). Raises :class:`SFEError` when unreadable."""
+    first) or of a text file (one per line). Raises :class:`SFEError` when unreadable, too large or not text."""
     path = Path(path)
     try:
-        with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
-            if path.suffix.lower() != ".csv":
-                return _clean(f)
-            rows = list(csv.reader(f))
+        text = decode_text(read_bytes(path, MAX_CAPTION_FILE_BYTES))
     except OSError as exc:
-        raise SFEError(f"cannot read captions from {path}: {exc.strerror or exc}") from exc
+        raise SFEError(f"cannot read captions from {path}: {reason(exc)}") from exc
+    except ValueError as exc:
+        raise SFEError(f"cannot read captions from {path}: {exc}") from exc
+    if path.suffix.lower() != ".csv":
+        return _clean(text.splitlines())
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise SFEError(f"cannot read captions from {path}: {exc}") from exc
     if not rows:
         return []
     header = [c.strip().lower() for c in rows[0]]
@@ -41,11 +52,18 @@ def read_caption_file(path: str | Path) -> list[str]:
 
 
 def sidecar_captions(image_path: str) -> list[str]:
-    """Descriptions from ``photo.txt`` or ``photo.jpg.txt`` next to ``image_path`` (may be empty)."""
+    """Descriptions from ``photo.txt`` or ``photo.jpg.txt`` next to ``image_path`` (may be empty). Only a regular
+    file holding text counts: a FIFO, a device or binary data is passed over (logged)."""
     for candidate in (os.path.splitext(image_path)[0] + ".txt", image_path + ".txt"):
         try:
-            with open(candidate, encoding="utf-8", errors="replace") as f:
-                return _clean(f.read(64 * 1024).splitlines())
-        except OSError:
+            head = read_head(candidate, MAX_SIDECAR_BYTES)
+        except FileNotFoundError:
             continue
+        except OSError as exc:
+            log.info("sidecar %r passed over: %s", candidate, reason(exc))
+            continue
+        try:
+            return _clean(decode_text(head, complete=len(head) < MAX_SIDECAR_BYTES).splitlines())
+        except ValueError as exc:
+            log.info("sidecar %r passed over: %s", candidate, exc)
     return []

@@ -106,6 +106,16 @@ class Collection:
         return self.state.next_row
 
     @property
+    def notice(self) -> str | None:
+        """One line to show the user once: the index was found damaged, moved aside and is being rebuilt."""
+        return self.state.recovered
+
+    @property
+    def read_only(self) -> bool:
+        """The index folder cannot be written: searches use it as it is, :meth:`index` is refused."""
+        return self.state.read_only
+
+    @property
     def n_patches(self) -> int:
         return self.state.format.n_patches
 
@@ -188,7 +198,7 @@ class Collection:
             "user_captions": len(self.catalog.captions()),
             "checkpoint_id": self.catalog.meta().get("checkpoint_id"), "model": self.runtime.checkpoint_id,
             "device": str(self.runtime.device), "dim": self.runtime.dim, "grid": list(self.runtime.grid),
-            "index_bytes": self.state.index_bytes(), "stale": self.stale,
+            "index_bytes": self.state.index_bytes(), "stale": self.stale, "read_only": self.read_only,
         }
 
     def close(self) -> None:

@@ -10,11 +10,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
+import numpy as np
 import torch
 
 from ..catalog import FileRow, ScanEntry, content_hash, scan
+from ..catalog.scanner import read_reason
 from ..catalog.db import OK, SKIPPED
 from ..catalog.metadata import probe
 from ..data.images import load_image
@@ -26,14 +28,22 @@ from .types import IndexProgress, IndexSummary
 
 log = logging.getLogger(__name__)
 
-RETRY_REASONS = ("permission denied", "cannot read")
+RACY_NS = 2_000_000_000  # a file modified this close before the last scan may have changed unseen: hash it again
+
+
+def retryable(reason: str | None) -> bool:
+    """A skip reason that can go away without the file changing (a chmod): such files are tried on every run."""
+    return reason is not None and (reason == "permission denied" or reason.startswith("cannot read"))
+
+
+def _sidecar_source(rel: bytes) -> str:
+    return "sidecar:" + rel.decode("utf-8", "backslashreplace")
 
 
 @dataclass
 class _Job:
     entry: ScanEntry
     hash: str
-    old_id: int | None  # catalog row replaced by this file (changed content)
 
 
 @dataclass
@@ -46,8 +56,31 @@ class _Decoded:
     error: str | None = None
 
 
+@dataclass
+class _Plan:
+    """What a run changes before encoding, committed in one transaction."""
+
+    total: int
+    scan_ns: int
+    upserts: list[FileRow] = field(default_factory=list)
+    deletes: set[int] = field(default_factory=set)
+    jobs: list[_Job] = field(default_factory=list)
+    reused: int = 0
+    removed: int = 0
+    captions_remove: set[str] = field(default_factory=set)
+    captions_add: list[tuple[str, str]] = field(default_factory=list)
+
+
 def _skip_row(entry: ScanEntry, reason: str, hash_: str | None = None) -> FileRow:
-    return FileRow(None, entry.rel, entry.size, entry.mtime_ns, hash_, None, None, None, SKIPPED, reason, None)
+    return FileRow(None, entry.rel, entry.size, entry.mtime_ns, hash_, None, None, None, SKIPPED, reason, None,
+                   entry.ino)
+
+
+def _unchanged(old: FileRow, e: ScanEntry, racy_before: float) -> bool:
+    """The file at ``old.path`` is the one indexed: same size, mtime and inode (a rename or swap changes the inode
+    where size and mtime stay), not modified around the last scan, not a skip that a chmod can undo."""
+    return (old.size == e.size and old.mtime_ns == e.mtime_ns and (old.ino is None or old.ino == e.ino)
+            and old.mtime_ns < racy_before and not (old.status == SKIPPED and retryable(old.reason)))
 
 
 class Indexer:
@@ -64,36 +97,47 @@ class Indexer:
                  progress: Callable[[IndexProgress], None] | None = None, cancel: threading.Event | None = None):
         self.state = state
         self.runtime = runtime
-        self.catalog = state.catalog
         self.batch_size = batch_size
         self.workers = workers
         self.progress = progress
         self.cancel = cancel or threading.Event()
 
+    @property
+    def catalog(self):
+        return self.state.catalog  # the state may replace a damaged catalog at the start of a run
+
     # -- planning --------------------------------------------------------------------------------
-    def _plan(self, pool: ThreadPoolExecutor):
+    def _plan(self, pool: ThreadPoolExecutor) -> _Plan:
+        """Compare the folder with the catalog. Content is matched by hash across every path that lost its
+        photo (gone, changed, now unreadable): any permutation of names (swaps, rotations, moves into and out of
+        folders) re-points rows to their content; content still in place lends its vectors to copies; the rest is
+        encoded."""
         state, catalog = self.state, self.catalog
         existing = catalog.files()
+        last_scan = catalog.meta().get("scan_ns")
+        racy_before = int(last_scan) - RACY_NS if (last_scan or "").isdigit() else float("inf")
+        plan = _Plan(0, time.time_ns())
         entries = list(scan(state.photo_dir, skip=[state.index_dir]))
+        plan.total = len(entries)
         seen = {e.rel for e in entries}
-        upserts: list[FileRow] = []
-        deletes: set[int] = {r.id for p, r in existing.items() if p not in seen}
+        released = [r for p, r in existing.items() if p not in seen]  # rows whose photo left their path
+        vanished = {r.id for r in released}
+        in_place: dict[str, FileRow] = {}  # content that stays where it is (copies may share its vectors)
         to_hash: list[tuple[ScanEntry, FileRow | None]] = []
         for e in entries:
             old = existing.get(e.rel)
-            if e.error:
-                if old is None or old.status != SKIPPED or old.reason != e.error:
-                    if old is not None:
-                        deletes.add(old.id)
-                    upserts.append(_skip_row(e, e.error))
-            elif old is not None and old.size == e.size and old.mtime_ns == e.mtime_ns and not (
-                    old.status == SKIPPED and (old.reason or "").endswith(RETRY_REASONS)):
-                continue
-            elif e.size == 0:
-                if old is None or old.reason != "empty file":
-                    if old is not None:
-                        deletes.add(old.id)
-                    upserts.append(_skip_row(e, "empty file"))
+            if e.error or e.size == 0:
+                reason = e.error or "empty file"
+                if old is None or old.status != SKIPPED or old.reason != reason:
+                    released += [old] if old is not None else []
+                    plan.upserts.append(_skip_row(e, reason))
+                elif (old.size, old.mtime_ns, old.ino) != (e.size, e.mtime_ns, e.ino):  # touched, still skipped
+                    plan.upserts.append(replace(old, size=e.size, mtime_ns=e.mtime_ns, ino=e.ino))
+            elif old is not None and _unchanged(old, e, racy_before):
+                if old.ino is None:  # recorded before the catalog kept inodes
+                    plan.upserts.append(replace(old, ino=e.ino))
+                if old.status == OK:
+                    in_place.setdefault(old.hash, old)
             else:
                 to_hash.append((e, old))
 
@@ -102,41 +146,46 @@ class Indexer:
             try:
                 return content_hash(state.abs_path(e.rel), e.size), None
             except OSError as exc:
-                return None, f"cannot read ({exc.strerror or type(exc).__name__})"
+                return None, read_reason(exc)
 
-        by_hash: dict[str, FileRow] = {}
-        for r in existing.values():
-            if r.status == OK and r.hash:
-                by_hash.setdefault(r.hash, r)
-        claimed: set[int] = set()
-        jobs: list[_Job] = []
-        reused = 0
+        changed: list[tuple[ScanEntry, str]] = []
         for (e, old), (h, err) in zip(to_hash, pool.map(hash_one, to_hash)):
-            if err:
-                if old is not None:
-                    deletes.add(old.id)
-                upserts.append(_skip_row(e, err))
+            if old is not None and old.status == OK and old.hash == h:  # touched (or checked again), same content
+                if (old.size, old.mtime_ns, old.ino) != (e.size, e.mtime_ns, e.ino):
+                    plan.upserts.append(replace(old, size=e.size, mtime_ns=e.mtime_ns, ino=e.ino))
+                    plan.reused += 1
+                in_place.setdefault(h, old)
                 continue
-            match = by_hash.get(h)
-            if old is not None and old.status == OK and old.hash == h:  # touched, same content
-                upserts.append(replace(old, size=e.size, mtime_ns=e.mtime_ns))
-                reused += 1
-            elif match is not None and match.id in deletes and match.id not in claimed:  # moved / renamed
-                claimed.add(match.id)
-                deletes.discard(match.id)
-                if old is not None:
-                    deletes.add(old.id)
-                upserts.append(replace(match, path=e.rel, size=e.size, mtime_ns=e.mtime_ns))
-                reused += 1
-            elif match is not None and match.id not in deletes:  # a copy of an indexed photo
-                if old is not None:
-                    deletes.add(old.id)
-                upserts.append(replace(match, id=None, path=e.rel, size=e.size, mtime_ns=e.mtime_ns))
-                reused += 1
+            released += [old] if old is not None else []
+            plan.captions_remove.add(_sidecar_source(e.rel))
+            if err:
+                plan.upserts.append(_skip_row(e, err))
             else:
-                jobs.append(_Job(e, h, old.id if old is not None else None))
-        # a file that replaced another's path keeps no stale row: delete before re-inserting by path
-        return len(entries), upserts, deletes, jobs, reused
+                changed.append((e, h))
+
+        donors: dict[str, list[FileRow]] = {}  # indexed content that left its path, by hash
+        for r in sorted(released, key=lambda r: r.id, reverse=True):
+            plan.captions_remove.add(_sidecar_source(r.path))
+            if r.status == OK and r.hash:
+                donors.setdefault(r.hash, []).append(r)
+        claimed: set[int] = set()
+        for e, h in changed:
+            moved = donors.get(h)
+            if moved:  # renamed, moved, swapped: the row follows its content
+                row = replace(moved.pop(), path=e.rel, size=e.size, mtime_ns=e.mtime_ns, ino=e.ino)
+                claimed.add(row.id)
+            elif h in in_place:  # a copy: a new row sharing the vectors
+                row = replace(in_place[h], id=None, path=e.rel, size=e.size, mtime_ns=e.mtime_ns, ino=e.ino)
+            else:
+                plan.jobs.append(_Job(e, h))
+                continue
+            in_place.setdefault(h, row)
+            plan.upserts.append(row)
+            plan.reused += 1
+            plan.captions_add += [(t, _sidecar_source(e.rel)) for t in sidecar_captions(state.abs_path(e.rel))]
+        plan.deletes = {r.id for r in released if r.id not in claimed}
+        plan.removed = len(vanished - claimed)
+        return plan
 
     # -- decoding --------------------------------------------------------------------------------
     def _decode(self, job: _Job) -> _Decoded:
@@ -165,21 +214,20 @@ class Indexer:
         if good:
             with torch.inference_mode():
                 feats = self.runtime.encode_images(torch.stack([d.tensor for d in good]))
+            finite = np.isfinite(feats.global_).all(1) & np.isfinite(feats.patches).all((1, 2))
+            if not finite.all():  # never store a vector that searches cannot rank
+                for d in (d for d, ok in zip(good, finite) if not ok):
+                    d.tensor, d.error = None, "the model gave non-finite features"
+                good, feats = [d for d in good if d.tensor is not None], feats[np.flatnonzero(finite)]
             for d in good:
                 e = d.job.entry
                 encoded.append(FileRow(None, e.rel, e.size, e.mtime_ns, d.job.hash, d.width, d.height, d.date_taken,
-                                       OK, None, None))
+                                       OK, None, None, e.ino))
         skipped = [_skip_row(d.job.entry, d.error or "cannot decode", d.job.hash) for d in decoded if d.tensor is None]
-        deletes = [d.job.old_id for d in decoded if d.job.old_id is not None]
-        self.state.append(encoded, feats, skipped, deletes)
-        self._add_sidecars([d.job.entry.rel for d in good])
+        captions = [(t, _sidecar_source(d.job.entry.rel)) for d in good
+                    for t in sidecar_captions(self.state.abs_path(d.job.entry.rel))]
+        self.state.append(encoded, feats, skipped, captions_add=captions)
         return len(good), len(decoded) - len(good)
-
-    def _add_sidecars(self, rels: list[bytes]) -> None:
-        for rel in rels:
-            texts = sidecar_captions(self.state.abs_path(rel))
-            if texts:
-                self.state.add_captions(texts, "sidecar:" + rel.decode("utf-8", "backslashreplace"))
 
     # -- the run ---------------------------------------------------------------------------------
     def run(self, reencode: bool) -> IndexSummary:
@@ -187,15 +235,15 @@ class Indexer:
         start = time.perf_counter()
         state.begin_run(reencode)
         with ThreadPoolExecutor(self.workers, thread_name_prefix="sfe-decode") as pool:
-            total, upserts, deletes, jobs, reused = self._plan(pool)
-            state.commit_files(upserts, deletes)
-            removed = len(deletes)
+            plan = self._plan(pool)
+            state.commit_files(plan.upserts, plan.deletes, {"scan_ns": plan.scan_ns}, plan.captions_add,
+                               plan.captions_remove)
             state.sync_vectors()
-            cancelled = self._encode(pool, jobs)
+            cancelled = self._encode(pool, plan.jobs)
         compacted = state.finish_run()
         counts = self.catalog.counts()
-        summary = IndexSummary(indexed=self.indexed, reused=reused, removed=removed,
-                               skipped=counts.get(SKIPPED, 0), total=total, cancelled=cancelled,
+        summary = IndexSummary(indexed=self.indexed, reused=plan.reused, removed=plan.removed,
+                               skipped=counts.get(SKIPPED, 0), total=plan.total, cancelled=cancelled,
                                compacted=compacted, searchable=counts.get(OK, 0),
                                seconds=time.perf_counter() - start)
         log.info("index run: %s", summary)

@@ -16,20 +16,27 @@ import torch
 from PIL import Image
 
 from ..catalog import FileRow
-from ..data.images import load_image
+from ..data.images import load_image, to_rgb
 from ..errors import SFEError
 from ..explanation import Explanation
 from ..model.features import ImageFeatures, TextFeatures
 from ..model.ranking import Ranked, rank_one, rerank_depth
 from ..model.runtime import SFERuntime
 from .state import IndexState
-from .types import IMAGE_TO_IMAGE, IMAGE_TO_TEXT, PIXELS_QUERY, TEXT_TO_IMAGE, Result
+from .types import IMAGE_TO_IMAGE, IMAGE_TO_TEXT, MAX_TOP, PIXELS_QUERY, TEXT_TO_IMAGE, Result
 
 log = logging.getLogger(__name__)
 
 CACHE_SIZE = 32
 NOVELTY_SAMPLE = 2000  # photos sampled to tell how far a collection is from the training photos
 T = TypeVar("T")
+
+
+def _check_top(top: int, rerank_k: int | None = None) -> None:
+    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= MAX_TOP:
+        raise SFEError(f"the number of results must be from 1 to {MAX_TOP} (got {top!r})")
+    if rerank_k is not None and (isinstance(rerank_k, bool) or not isinstance(rerank_k, int) or rerank_k < 0):
+        raise SFEError(f"the re-ranking depth must be 0 or more (got {rerank_k!r})")
 
 
 class Searcher:
@@ -72,7 +79,7 @@ class Searcher:
         """(features of one photo, its catalog row or None, query label): stored when the photo is indexed and
         unchanged, else encoded (and cached by path)."""
         if isinstance(photo, Image.Image):
-            return self._encode_image(photo.convert("RGB")), None, PIXELS_QUERY
+            return self._encode_image(to_rgb(photo)), None, PIXELS_QUERY
         label = os.path.abspath(os.fspath(photo))
         row = self.state.row_of(label)
         if row is not None:
@@ -127,6 +134,7 @@ class Searcher:
 
     # -- searches --------------------------------------------------------------------------------
     def search_text(self, query: str, top: int, rerank_k: int | None) -> list[Result]:
+        _check_top(top, rerank_k)
         self.state.check()
         query = " ".join(query.split())
         if not query:
@@ -146,6 +154,7 @@ class Searcher:
         return self._photos(hits, ranked, TEXT_TO_IMAGE, query, rt.confidence(ranked.step1, familiar))
 
     def similar(self, photo, top: int) -> list[Result]:
+        _check_top(top)
         self.state.check()
         feats, own, label = self.photo(photo)
         query = self.runtime.query_vectors(feats, self.runtime.query_weights(feats, "image"))
@@ -154,6 +163,7 @@ class Searcher:
         return self._photos(hits, ranked, IMAGE_TO_IMAGE, label)
 
     def search_image(self, photo, top: int, rerank_k: int | None) -> list[Result]:
+        _check_top(top, rerank_k)
         self.state.check()
         feats, _, label = self.photo(photo)
         texts, vectors = self._caption_bank()

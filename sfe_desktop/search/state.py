@@ -16,15 +16,25 @@ The rules, all enforced here (the indexer and the searcher only call these metho
 * **Compaction** (:meth:`IndexState.compact`, at the end of a run) copies the rows still referenced, renumbers
   them in one transaction that also records "compaction pending", then replaces the files; opening finishes or
   discards a compaction a killed process left (only with the folder lock).
+* **Readers never delete.** Opening reads ``next_row`` and the indexed rows in one transaction; rows whose
+  vectors are missing are left out of the faiss index, and only an index run (the writer) forgets them so that it
+  encodes them again.
+* **Damage** is looked for on open (range checks; SQLite's ``quick_check`` too when the catalog is small) and at the
+  start of every run (all checks). A damaged index folder is moved aside (``<name>.damaged-<time>``, under the
+  folder lock), a new one is made, and indexing rebuilds it from the photos; :attr:`IndexState.recovered` says so.
+* **Read-only.** An index folder this process cannot write is searched as it is (``catalog.sqlite`` opened
+  read-only); an index run there is refused with a one-line reason.
 * **Threads.** The catalog serialises its connection; :attr:`IndexState.lock` guards the faiss index (added to,
   or swapped by a rebuild or reset), ``next_row`` and every step from faiss ids to catalog rows to stored vectors,
   so no search sees a half-renumbered or half-reset state; the row files lock their memmaps against truncation.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -32,10 +42,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import settings
 from ..catalog import Catalog, FileRow
 from ..catalog.db import OK
-from ..errors import IndexStateError, SFEError
+from ..errors import IndexDamagedError, IndexStateError, SFEError
 from ..index import ThumbnailCache, VectorIndex, VectorStore
+from ..index.atomic import fsync_dir
 from ..index.lock import FolderLock
 from ..model.features import ImageFeatures, split_index_vectors
 
@@ -44,6 +56,10 @@ log = logging.getLogger(__name__)
 FAISS_FILE = "vectors.faiss"
 CATALOG_FILE = "catalog.sqlite"
 COMPACT_DEAD_FRACTION = 0.25  # compact the row files when this share of their rows is unused
+FULL_CHECK_BYTES = 8 << 20    # on open, a catalog up to this size (about 25,000 photos) gets the full check too
+_WRITE_HINTS = {errno.ENOENT: "was it deleted while in use?", errno.EFBIG: "the file-size limit (ulimit -f) was reached",
+                errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+                errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied"}
 
 
 @dataclass(frozen=True)
@@ -82,44 +98,83 @@ class IndexState:
     """The index folder of one photo folder (see the module docstring for its rules).
 
     Open with :meth:`open`. ``stale`` is a one-line reason when the stored vectors were made by another
-    checkpoint or with other sizes (searches refuse, an index run must re-encode).
+    checkpoint or with other sizes (searches refuse, an index run must re-encode); ``recovered`` says what was done
+    when the folder was found damaged; ``read_only``: the folder cannot be written (searches only).
     """
 
     def __init__(self, photo_dir: Path, index_dir: Path, catalog: Catalog, fmt: IndexFormat):
         self.photo_dir = photo_dir
         self.photo_dir_b = os.fsencode(str(photo_dir))
         self.index_dir = index_dir
-        self.catalog = catalog
         self.format = fmt
         self.thumbs = ThumbnailCache(index_dir / "thumbs")
         self.lock = threading.RLock()
         self._run_lock = threading.Lock()
-        self._dirty = False
+        self._writer = False  # True while this object holds the folder lock for an index run
         self.caption_version = 0  # bumped whenever the user captions change
+        self.recovered: str | None = None
+        self._load(catalog)
+
+    def _load(self, catalog: Catalog) -> None:
+        """Take ``catalog`` and what goes with it (row files, faiss); IndexDamagedError when it holds impossible
+        values."""
+        self.catalog = catalog
+        self.read_only = catalog.read_only
+        self._catalog_id = _file_id(catalog.path)
+        self._dirty = False
         self.stale: str | None = None
-        meta = catalog.meta()
+        try:
+            size = os.path.getsize(catalog.path)
+        except OSError:
+            size = 0
+        damage = catalog.check(full=size <= FULL_CHECK_BYTES)
+        if damage:
+            raise IndexDamagedError(f"the index in {self.index_dir} is damaged ({damage})")
+        meta, live = catalog.snapshot()
+        fmt, index_dir = self.format, self.index_dir
         built_with = meta.get("checkpoint_id")
+        how = "re-encode it: sfe-desktop index DIR --reencode"
         if built_with and built_with != fmt.checkpoint_id:
             self.stale = (f"the index in {index_dir} was built with checkpoint {built_with[:12]}, not "
-                          f"{fmt.checkpoint_id[:12]}: re-index with reencode=True (sfe-desktop index --reencode)")
+                          f"{fmt.checkpoint_id[:12]}: {how}")
         elif built_with and (meta.get("dim") != str(fmt.dim) or meta.get("grid") != fmt.grid_text
                              or meta.get("vector_dim", meta.get("dim")) != str(fmt.vector_dim)):
-            self.stale = f"the index in {index_dir} has other feature sizes than this model: re-index with reencode=True"
+            self.stale = f"the index in {index_dir} has other feature sizes than this model: {how}"
         self._next_row = int(meta.get("next_row", 0))
         self.store = VectorStore(index_dir, fmt.dim, fmt.n_patches, fmt.vector_dim)
-        self._recover_compaction(meta)
         self.vindex = VectorIndex(fmt.vector_dim)
+        if self._recover_compaction(meta):
+            meta, live = catalog.snapshot()
+            self._next_row = int(meta.get("next_row", 0))
         if built_with and not self.stale:
-            self._load_vectors()
+            self._load_vectors(live)
 
     @classmethod
     def open(cls, photo_dir: Path, index_dir: Path, fmt: IndexFormat) -> "IndexState":
-        """Open (creating when needed) ``index_dir``; the catalog is closed again if anything fails."""
+        """Open (creating when needed) ``index_dir``; the catalog is closed again if anything fails. A folder this
+        process cannot write is opened read-only; a damaged one is moved aside and replaced by a new one."""
+        read_only = index_dir.is_dir() and not settings.writable(index_dir)
+        if not read_only:
+            try:
+                index_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise IndexStateError(f"cannot create the index folder {index_dir}: {exc.strerror or exc}") from exc
         try:
+            return cls._open(photo_dir, index_dir, fmt, read_only)
+        except IndexDamagedError as exc:
+            if read_only:
+                raise IndexDamagedError(f"{exc}; the folder is read-only, so it cannot be rebuilt there: index into "
+                                        "another folder (--index-dir)") from exc
+            damaged = _file_id(index_dir / CATALOG_FILE)
+            aside = _move_aside(index_dir, str(exc), damaged)
             index_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise IndexStateError(f"cannot create the index folder {index_dir}: {exc.strerror or exc}") from exc
-        catalog = Catalog.open(index_dir / CATALOG_FILE)
+            state = cls._open(photo_dir, index_dir, fmt, False)
+            state.recovered = _recovered(exc, aside)
+            return state
+
+    @classmethod
+    def _open(cls, photo_dir: Path, index_dir: Path, fmt: IndexFormat, read_only: bool) -> "IndexState":
+        catalog = Catalog.open(index_dir / CATALOG_FILE, read_only=read_only)
         try:
             return cls(photo_dir, index_dir, catalog, fmt)
         except BaseException:
@@ -139,48 +194,90 @@ class IndexState:
     # -- writing ---------------------------------------------------------------------------------
     @contextmanager
     def writing(self) -> Iterator[None]:
-        """Hold the right to write (one index run per collection object and per folder across processes)."""
+        """Hold the right to write (one index run per collection object and per folder across processes). An
+        OSError from the index folder (deleted, full, file-size limit) leaves as one-line IndexStateError."""
+        if self.read_only:
+            raise IndexStateError(f"the index in {self.index_dir} is read-only (searches use it as it is): to update "
+                                  "it, make the folder writable, or index into another folder (--index-dir)")
         if not self._run_lock.acquire(blocking=False):
             raise IndexStateError("an index run is already in progress for this collection")
         try:
-            folder_lock = FolderLock(self.index_dir)
+            if _file_id(self.index_dir / CATALOG_FILE) != self._catalog_id:
+                raise IndexStateError(f"the index folder {self.index_dir} was deleted or replaced while open; "
+                                      "open the photo folder again")
+            self._folder_lock = FolderLock(self.index_dir)
             try:
-                locked = folder_lock.acquire()
+                locked = self._folder_lock.acquire()
             except OSError as exc:
                 raise IndexStateError(f"cannot write to {self.index_dir} ({exc.strerror or exc})") from exc
             if not locked:
-                raise IndexStateError(f"another process (pid {folder_lock.holder()}) is indexing into "
+                raise IndexStateError(f"another process (pid {self._folder_lock.holder()}) is indexing into "
                                       f"{self.index_dir}; wait for it to finish")
+            self._writer = True
             try:
                 yield
+            except OSError as exc:
+                hint = _WRITE_HINTS.get(exc.errno)
+                raise IndexStateError(f"cannot write to the index folder {self.index_dir} "
+                                      f"({exc.strerror or exc}{': ' + hint if hint else ''})") from exc
             finally:
-                folder_lock.release()
+                self._writer = False
+                self._folder_lock.release()
         finally:
             self._run_lock.release()
 
     def begin_run(self, reencode: bool) -> None:
-        """Refuse a stale index unless ``reencode``; start over when re-encoding or when nothing was indexed."""
+        """Check the whole catalog (a damaged folder is moved aside and started afresh), forget files whose
+        vectors are missing (so the run encodes them), refuse a stale index unless ``reencode``; start over when
+        re-encoding or when nothing was indexed."""
+        damage = self.catalog.check(full=True)
+        if damage:
+            self._replace_damaged(IndexDamagedError(f"the index in {self.index_dir} is damaged ({damage})"))
         if self.stale and not reencode:
             raise IndexStateError(self.stale)
         if reencode or self.stale or not self.catalog.meta().get("checkpoint_id"):
             self.reset()
+        self.sync_vectors()
 
-    def commit_files(self, upserts: list[FileRow], deletes) -> None:
-        """Record files that need no encoding (unchanged, moved, copied, skipped) and drop deleted ones."""
-        self.catalog.commit(upserts, deletes)
+    def _replace_damaged(self, exc: IndexDamagedError) -> None:
+        """Move the damaged folder aside and continue in a new one (inside :meth:`writing`: the lock moves too)."""
+        with self.lock:
+            self.catalog.close()
+            self._folder_lock.release()
+            aside = _move_aside(self.index_dir, str(exc), self._catalog_id)
+            self.index_dir.mkdir(parents=True, exist_ok=True)
+            self._folder_lock = FolderLock(self.index_dir)
+            if not self._folder_lock.acquire():
+                raise IndexStateError(f"another process (pid {self._folder_lock.holder()}) started indexing into "
+                                      f"{self.index_dir}; wait for it to finish")
+            self._load(Catalog.open(self.index_dir / CATALOG_FILE))
+            self.recovered = _recovered(exc, aside)
+            self.caption_version += 1
+
+    def commit_files(self, upserts: list[FileRow], deletes, meta: dict | None = None,
+                     captions_add: list[tuple[str, str]] = (), captions_remove=()) -> None:
+        """Record files that need no encoding (unchanged, moved, copied, skipped), drop deleted ones and update
+        the sidecar captions, in one transaction."""
+        self.catalog.commit(upserts, deletes, meta, captions_add, captions_remove)
+        if captions_add or captions_remove:
+            with self.lock:
+                self.caption_version += 1
 
     def append(self, encoded: list[FileRow], features: ImageFeatures, others: list[FileRow] = (),
-               deletes=()) -> None:
+               deletes=(), captions_add: list[tuple[str, str]] = ()) -> None:
         """Store a batch: ``encoded[i]`` gets the vectors ``features[i]`` (at a new row), ``others`` (skipped
-        files) are recorded, ``deletes`` (catalog ids) dropped, all in one transaction after the row files."""
+        files) are recorded, ``deletes`` (catalog ids) dropped, ``captions_add`` ((text, source) pairs) added,
+        all in one transaction after the row files are on disk."""
         start = self._next_row
         vectors = features.index_vectors()
         if encoded:
             self.store.write(start, vectors, features.patches)
         rows = [replace(r, vec_row=start + i) for i, r in enumerate(encoded)]
-        ids = self.catalog.commit(rows + list(others), deletes, {"next_row": start + len(rows)})
+        ids = self.catalog.commit(rows + list(others), deletes, {"next_row": start + len(rows)}, captions_add)
         with self.lock:
             self._next_row = start + len(rows)
+            if captions_add:
+                self.caption_version += 1
             if rows:
                 self.vindex.add(np.asarray(ids[:len(rows)]), vectors)
                 self._dirty = True
@@ -205,24 +302,30 @@ class IndexState:
             self.caption_version += 1
 
     # -- vectors ---------------------------------------------------------------------------------
-    def _load_vectors(self) -> None:
+    def _load_vectors(self, live: list[tuple[int, int]]) -> None:
         path = self.index_dir / FAISS_FILE
         if path.exists():
             try:
                 self.vindex = VectorIndex.load(path, self.format.vector_dim)
             except IndexStateError as exc:
                 log.warning("%s; rebuilding it from the stored vectors", exc)
-        self.sync_vectors()
+        self.sync_vectors(live)
 
-    def sync_vectors(self) -> None:
-        """Make the faiss index hold exactly the catalog's indexed files (after a crash or a run)."""
-        live = self.catalog.live()
+    def sync_vectors(self, live: list[tuple[int, int]] | None = None) -> None:
+        """Make the faiss index hold exactly the catalog's indexed files (after a crash or a run). ``live``: the
+        (file id, vector row) pairs read in one transaction with ``next_row`` (:meth:`Catalog.snapshot`)."""
+        if live is None:
+            meta, live = self.catalog.snapshot()
+            next_row = int(meta.get("next_row", 0))
+        else:
+            next_row = self._next_row
         ids = np.array([i for i, _ in live], dtype=np.int64)
         rows = np.array([r for _, r in live], dtype=np.int64)
-        lost = rows >= min(self.store.rows(), self._next_row)
-        if lost.any():  # vectors missing on disk: forget those files so the next run re-encodes them
-            log.warning("%d indexed files have no stored vectors; they will be re-encoded", int(lost.sum()))
-            self.catalog.commit(delete=ids[lost].tolist())
+        lost = rows >= min(self.store.rows(), next_row)
+        if lost.any():  # vectors missing on disk: left out of faiss; an index run forgets them to encode them again
+            if self._writer:
+                log.warning("%d indexed files have no stored vectors; they will be encoded again", int(lost.sum()))
+                self.catalog.commit(delete=ids[lost].tolist())
             ids, rows = ids[~lost], rows[~lost]
         with self.lock:
             current = self.vindex.ids()
@@ -246,29 +349,30 @@ class IndexState:
 
     def save_vectors(self) -> None:
         with self.lock:
-            if self._dirty:
+            if self._dirty and not self.read_only:
                 self.vindex.save(self.index_dir / FAISS_FILE)
                 self._dirty = False
 
     # -- compaction of the row files ---------------------------------------------------------------
-    def _recover_compaction(self, meta: dict) -> None:
+    def _recover_compaction(self, meta: dict) -> bool:
         """Finish or discard a compaction that a killed process left (only with the folder lock: a running
-        index in another process owns its compaction)."""
+        index in another process owns its compaction). True when the catalog was changed."""
         pending = meta.get("compacting") == "1"
-        if not pending and not self.store.has_compaction_files():
-            return  # the usual case: nothing to lock or touch
+        if self.read_only or (not pending and not self.store.has_compaction_files()):
+            return False  # the usual case: nothing to lock or touch
         lock = FolderLock(self.index_dir)
         try:
             if not lock.acquire():
-                return
+                return False
         except OSError:  # a read-only index folder: leave it to a process that can write
-            return
+            return False
         try:
-            if pending:
+            if self.catalog.meta().get("compacting") == "1":  # read again under the lock
                 self.store.finish_compaction()
                 self.catalog.set_meta({"compacting": 0})
-            else:
-                self.store.discard_compaction()
+                return True
+            self.store.discard_compaction()
+            return False
         finally:
             lock.release()
 
@@ -280,10 +384,12 @@ class IndexState:
         if dead <= 0 or dead < min_dead_fraction * self._next_row:
             return 0
         self.store.write_compacted(live_rows)  # searches go on meanwhile: they read the old files
+        fsync_dir(self.index_dir)  # the copies exist on disk before the catalog says "compaction pending"
         mapping = {int(old): new for new, old in enumerate(live_rows)}
         with self.lock:  # searches map ids -> rows -> vectors under this lock: none sees a half-renumbered state
             self.catalog.renumber_rows(mapping, {"next_row": len(live_rows), "compacting": 1})
             self.store.finish_compaction()
+            fsync_dir(self.index_dir)  # the renames are on disk before the flag is cleared
             self.catalog.set_meta({"compacting": 0})
             self._next_row = len(live_rows)
         log.info("compacted the row files: %d unused rows dropped, %d kept", dead, len(live_rows))
@@ -364,10 +470,54 @@ class IndexState:
     def close(self) -> None:
         """Save the faiss index (unless stale) and close the catalog."""
         try:
-            if not self.stale:
+            if not self.stale and not self.read_only:
                 self.save_vectors()
         finally:
             self.catalog.close()
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _recovered(exc: IndexDamagedError, aside: Path | None) -> str:
+    where = f"it was moved to {aside}" if aside else "another process had already replaced it"
+    message = f"{exc}: {where}; indexing rebuilds it from the photos"
+    log.warning("%s", message)
+    return message
+
+
+def _move_aside(index_dir: Path, why: str, damaged: tuple[int, int] | None) -> Path | None:
+    """Rename the damaged ``index_dir`` to ``<name>.damaged-<time>`` under its folder lock; None when another
+    process already replaced it (its catalog is no longer the damaged one)."""
+    lock = FolderLock(index_dir)
+    try:
+        locked = lock.acquire()
+    except OSError as exc:
+        raise IndexDamagedError(f"{why}; it cannot be moved aside ({exc.strerror or exc})") from exc
+    if not locked:
+        raise IndexDamagedError(f"{why}; another process (pid {lock.holder()}) is using it: try again when it has "
+                                "finished")
+    try:
+        if _file_id(index_dir / CATALOG_FILE) != damaged:
+            return None
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        aside = index_dir.with_name(f"{index_dir.name}.damaged-{stamp}")
+        n = 1
+        while aside.exists():
+            n += 1
+            aside = index_dir.with_name(f"{index_dir.name}.damaged-{stamp}-{n}")
+        try:
+            os.rename(index_dir, aside)
+        except OSError as exc:
+            raise IndexDamagedError(f"{why}; it cannot be moved aside ({exc.strerror or exc})") from exc
+        return aside
+    finally:
+        lock.release()
 
 
 def _dir_bytes(directory: Path) -> int:

@@ -8,6 +8,7 @@ IMAGE_TO_TEXT = "image->text"
 IMAGE_TO_IMAGE = "image->image"
 DIRECTIONS = (TEXT_TO_IMAGE, IMAGE_TO_TEXT, IMAGE_TO_IMAGE)
 PIXELS_QUERY = "<image>"  # the query of a search by a photo given as pixels (no file to name)
+MAX_TOP = 100_000  # the most results one search returns
 
 
 @dataclass

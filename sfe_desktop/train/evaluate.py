@@ -2,7 +2,6 @@
 Step 2)."""
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -11,6 +10,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..data import strict_json
 from ..data.datasets import PairDataset
 from ..data.features import image_lower_features, text_lower_features
 from ..model.features import ImageFeatures, TextFeatures, encode_dataset
@@ -87,4 +87,5 @@ def evaluate_dataset(model: SFEModel, ds: PairDataset, cache_dir: Path | None = 
 
 
 def write_json(result: dict, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(result, indent=2), encoding="utf-8")
+    """Write ``result`` as strict JSON (a non-finite number as null)."""
+    Path(path).write_text(strict_json.dumps(result, indent=2), encoding="utf-8")

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..data.datasets import PairDataset
-from ..errors import Cancelled, CheckpointError
+from ..errors import Cancelled, CheckpointError, DatasetError, TrainingDiverged
 from ..model.build import init_bridge, init_concepts, refresh_memory
 from ..model.calibrate import calibrate, fit_fusion
 from ..model.checkpoint import load_checkpoint, save_checkpoint
@@ -268,6 +268,8 @@ class Trainer:
                 loss = loss + self._step2_loss(il, tl, gi, gt, sims)
             if self.mosaics is not None:
                 loss = loss + cfg.localisation * self._mosaic_loss(rng, concepts)
+            if not bool(torch.isfinite(loss)):  # stop before a NaN reaches the weights
+                raise TrainingDiverged(f"the loss became {loss.item()} at epoch {epoch}, step {step + 1}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(m.trainable_parameters(), 2.0)
@@ -288,18 +290,36 @@ class Trainer:
         self._val_features = (images, texts)
         return evaluate_encoded(m, images, texts, self.val_ds.caption_image)
 
+    def _weights_finite(self) -> bool:
+        return all(bool(torch.isfinite(p).all()) for p in self.model.trainable_parameters())
+
     def fit(self, progress_factory=None, meta: dict | None = None) -> dict:
+        """Train ``cfg.epochs`` epochs, saving each epoch that beats the best val rSum so far. A non-finite loss
+        or weights stop training: the checkpoint on disk stays the best finite epoch (``"stopped"`` says why);
+        :class:`TrainingDiverged` when no epoch finished finite."""
         cfg = self.cfg
         opt = self._optimizer()
-        steps = cfg.epochs * sum(1 for _ in self._batches(np.random.default_rng(0)))
+        per_epoch = sum(1 for _ in self._batches(np.random.default_rng(0)))
+        if cfg.epochs < 1 or per_epoch == 0:
+            raise DatasetError(f"{self.train_ds.name}: nothing to train: {len(self.train_ds.images)} training images "
+                               f"in batches of {cfg.batch_size}, {cfg.epochs} epochs (a batch needs at least 8 "
+                               "different images)")
+        steps = cfg.epochs * per_epoch
         warm = max(1, steps // 20)
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
-        best, best_epoch, bad = -1.0, -1, 0
+        best, best_epoch, bad, stopped = -1.0, -1, 0, None
         for epoch in range(1, cfg.epochs + 1):
             t0 = time.time()
             progress = progress_factory(epoch) if progress_factory else None
-            loss = self.train_epoch(epoch, opt, sched, progress)
+            try:
+                loss = self.train_epoch(epoch, opt, sched, progress)
+                if not self._weights_finite():
+                    raise TrainingDiverged(f"the weights became non-finite in epoch {epoch}")
+            except TrainingDiverged as exc:
+                stopped = str(exc)
+                self.log(f"stopping: {stopped}")
+                break
             metrics = self.validate()
             key = metrics["rerank"]["rsum"]
             row = {"epoch": epoch, "loss": round(loss, 4), "seconds": round(time.time() - t0, 1),
@@ -315,7 +335,10 @@ class Trainer:
                 if bad >= cfg.patience:
                     self.log(f"stopping: no better val rSum for {bad} epochs")
                     break
-        return {"best_epoch": best_epoch, "best_rsum": best, "history": self.history}
+        if best_epoch < 1:
+            raise TrainingDiverged(f"{stopped}; no epoch finished with finite weights, so no checkpoint was written "
+                                   "(a lower learning rate may help)")
+        return {"best_epoch": best_epoch, "best_rsum": best, "history": self.history, "stopped": stopped}
 
     def save(self, metrics: dict, epoch: int, meta: dict) -> None:
         m = self.model

@@ -9,19 +9,22 @@ KEYS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "rsum")
 def ranks(sims: np.ndarray, cap_img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """0-based rank of the first correct caption of each image (i2t) and of the correct image of each
     caption (t2i), for a score matrix ``sims`` (n_images, n_captions), higher is better. Ties count
-    against the query (a wrong item with an equal score ranks first)."""
+    against the query (a wrong item with an equal score ranks first), and so do non-finite scores: a correct
+    item scored NaN or infinite is a miss (rank = the number of items), a wrong one scored so ranks first."""
     sims = np.asarray(sims, dtype=np.float64)
     cap_img = np.asarray(cap_img)
-    n_img = sims.shape[0]
+    n_img, n_cap = sims.shape
+    cols = np.arange(len(cap_img))
+    is_gt = np.zeros(sims.shape, dtype=bool)
+    is_gt[cap_img, cols] = True
+    finite = np.isfinite(sims)
+    gt = np.where(finite[cap_img, cols], sims[cap_img, cols], -np.inf)
     best_gt = np.full(n_img, -np.inf)
-    np.maximum.at(best_gt, cap_img, sims[cap_img, np.arange(len(cap_img))])
-    wrong = sims.copy()
-    wrong[cap_img, np.arange(len(cap_img))] = -np.inf
-    i2t = (wrong >= best_gt[:, None]).sum(1)
-    gt = sims[cap_img, np.arange(len(cap_img))]
-    wrong_t = sims.T.copy()
-    wrong_t[np.arange(len(cap_img)), cap_img] = -np.inf
-    t2i = (wrong_t >= gt[:, None]).sum(1)
+    np.maximum.at(best_gt, cap_img, gt)
+    above = ~finite | (sims >= best_gt[:, None])  # wrong captions at or above each image's best correct one
+    i2t = np.where(np.isfinite(best_gt), (above & ~is_gt).sum(1), n_cap)
+    above_t = ~finite.T | (sims.T >= gt[:, None])
+    t2i = np.where(np.isfinite(gt), (above_t & ~is_gt.T).sum(1), n_img)
     return i2t, t2i
 
 

@@ -79,3 +79,21 @@ def test_export_to_unwritable_path(qtbot, make_window, photos, tmp_path):
     (tmp_path / "taken.csv").mkdir()  # a folder where the file should go
     assert not window.export_results(str(tmp_path / "taken.csv"))
     assert window.message_bar.text().startswith("Could not export to")
+
+
+def test_a_read_only_index_is_searched_without_indexing(qtbot, make_window, photos, monkeypatch):
+    """A read-only photo folder whose index is complete: the window searches it and does not start a run."""
+    import sfe_desktop.settings as settings
+
+    window = make_window()
+    open_and_index(qtbot, window, photos)
+    monkeypatch.setattr(settings, "writable", lambda d: False)
+    started = []
+    window.session.index_progress.connect(started.append)
+    with qtbot.waitSignal(window.session.collection_opened, timeout=60000):
+        assert window.open_folder(str(photos))
+    assert window.session.collection.read_only
+    assert window.message_bar.level == "info" and "read-only" in window.message_bar.text()
+    assert not window.progress.isVisible() and window.session._index_worker is None
+    results = run_search(qtbot, window, lambda: window.session.search_text("a red photo", 10))
+    assert results and not started

@@ -176,9 +176,11 @@ def test_index_dir_elsewhere_and_read_only_fallback(photos, runtime, tmp_path, m
         assert col.info()["indexed"] == 8 and (tmp_path / "idx" / "catalog.sqlite").exists()
     import sfe_desktop.settings as settings
 
-    monkeypatch.setattr(settings, "_writable", lambda d: False)
-    where = settings.default_index_dir(photos)
+    monkeypatch.setattr(settings, "writable", lambda d: False)
+    (tmp_path / "other").mkdir()
+    where = settings.default_index_dir(tmp_path / "other")  # read-only and never indexed: the data dir
     assert str(where).startswith(str(data_dir)) and where != settings.default_index_dir(tmp_path)
+    assert settings.default_index_dir(photos) == photos / ".sfe-index"  # read-only, indexed: used as it is
 
 
 def test_a_second_process_cannot_index_the_same_folder_at_once(photos, runtime):
