@@ -162,18 +162,10 @@ class SFERuntime:
         """The bundled caption corpus (duplicates removed) and its index vectors (Step-1 vectors, with the bridge
         vectors beside them when the model has a bridge).
 
-        Without a bridge the memory bank already holds every training caption's base vector, so only the
-        cross-modal cues run here (seconds, no text tower); a corpus without a matching bank, or a model with a
-        bridge, is encoded."""
-        if self._corpus is None and self.model.cfg.bridge_dim:  # the bridge vectors need the text tower
-            texts, _ = unique_captions(self.corpus.captions)
-            parts = []
-            for a in range(0, len(texts), 512):
-                parts.append(self.encode_texts(texts[a:a + 512]).index_vectors())
-                if progress:
-                    progress(min(a + 512, len(texts)), len(texts))
-            vecs = np.concatenate(parts) if parts else np.zeros((0, self.vector_dim), np.float32)
-            self._corpus = (texts, vecs)
+        The memory bank already holds every training caption's base vector, so only the cross-modal cues run for
+        the Step-1 vectors (seconds, no text tower); a corpus without a matching bank is encoded. The bridge
+        vectors need the pretrained text tower on every caption (about a minute for 30,000 captions on 2 cores;
+        callers cache the result on disk)."""
         if self._corpus is None:
             texts, keep = unique_captions(self.corpus.captions)
             bank = self.model.mem_txt
@@ -188,8 +180,23 @@ class SFERuntime:
                     if progress:
                         progress(min(a + 2048, len(keep)), len(keep))
             vecs = np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
+            if self.model.cfg.bridge_dim:
+                vecs = index_vectors(vecs, self.bridge_vectors(texts, progress))
             self._corpus = (texts, vecs.astype(np.float32))
         return self._corpus
+
+    @torch.no_grad()
+    def bridge_vectors(self, texts: Sequence[str], progress: Callable[[int, int], None] | None = None,
+                       batch_size: int = 256) -> np.ndarray:
+        """(N, r) label-bridge vectors of texts: the pretrained text tower alone (not the trained model)."""
+        bridge, parts = self.model.bridge, []
+        for a in range(0, len(texts), batch_size):
+            enc = self.model.text.tokenize([t if t.strip() else "." for t in texts[a:a + batch_size]])
+            ids, mask = enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
+            parts.append(bridge.text_vectors(bridge.sentence(self.model.text.lower(ids, mask), mask)).float().cpu().numpy())
+            if progress:
+                progress(min(a + batch_size, len(texts)), len(texts))
+        return np.concatenate(parts) if parts else np.zeros((0, self.model.cfg.bridge_dim), np.float32)
 
     # ------------------------------------------------------------------ explanations
     def explain(self, text: TextFeatures, image: ImageFeatures, photo: str | None = None,

@@ -88,7 +88,7 @@ class Searcher:
         return feats, None, label
 
     def _caption_bank(self) -> tuple[list[str], np.ndarray]:
-        """The bundled caption corpus plus the user's captions, with their Step-1 vectors."""
+        """The bundled caption corpus plus the user's captions, with their index vectors (Step 1 and bridge)."""
         version = self.state.caption_version
         with self._lock:
             if self._captions is not None and self._captions[0] == version:
@@ -98,7 +98,7 @@ class Searcher:
         known = set(texts)
         user = [t for t in self.state.captions() if t not in known and not known.add(t)]
         for start in range(0, len(user), 256):
-            vectors.append(np.asarray(self.runtime.encode_texts(user[start:start + 256]).global_, dtype=np.float32))
+            vectors.append(self.runtime.encode_texts(user[start:start + 256]).index_vectors())
         bank = (texts + user, np.concatenate(vectors) if len(vectors) > 1 else vectors[0])
         with self._lock:
             self._captions = (version, *bank)
