@@ -246,7 +246,10 @@ class Indexer:
         skipped = [_skip_row(d.job.entry, d.error or "cannot decode", d.job.hash) for d in decoded if d.tensor is None]
         captions = [(t, _sidecar_source(d.job.entry.rel)) for d in good
                     for t in sidecar_captions(self.state.abs_path(d.job.entry.rel))]
-        self.state.append(encoded, feats, skipped, captions_add=captions)
+        if encoded:
+            self.state.append(encoded, feats, skipped, captions_add=captions)
+        else:  # nothing of this batch could be encoded: only its skipped files are recorded
+            self.state.commit_files(skipped, ())
         return len(good), len(decoded) - len(good)
 
     # -- the run ---------------------------------------------------------------------------------

@@ -128,6 +128,7 @@ def snapshot(col: Collection) -> dict:
                                                                   HealthCheck.too_slow])
 @example(start=[("a.png", 0, False)], rounds=[[("truncate", 0, 0)], [("touch", 0)]], backdate=False)  # found by it
 @example(start=[("a.png", 0, False)], rounds=[[("create", "a.png", 0, True)]], backdate=False)  # found by it too
+@example(start=[("a.png", 0, False)], rounds=[[("truncate", 0, 1)]], backdate=False)  # a batch with nothing to encode
 @example(start=[("sub/deep/f.png", 0, False), ("a.png", 0, True)],  # a sidecar appears next to a photo that
          rounds=[[("rename", 1, "a.png"), ("create", "sub/deep/f.png", 11, True), ("swap", 1, 0)]],  # comes back
          backdate=False)                                                                        # unchanged
