@@ -59,6 +59,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE files ADD COLUMN ino INTEGER;
     CREATE INDEX files_vec_row ON files(status, vec_row, hash);
     """,
+    # version 4: what identifies an indexed photo's sidecar files (one added, edited or removed later is read
+    # again); NULL until the next run looks
+    """
+    ALTER TABLE files ADD COLUMN sidecar TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -110,6 +115,7 @@ class FileRow:
     reason: str | None
     vec_row: int | None
     ino: int | None = None  # None: recorded before the catalog kept inodes
+    sidecar: str | None = None  # search.captions.sidecar_state when its captions were read (indexed files)
 
     @property
     def display(self) -> str:

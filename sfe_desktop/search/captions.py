@@ -51,10 +51,28 @@ def read_caption_file(path: str | Path) -> list[str]:
     return _clean(r[col or 0] for r in body if len(r) > (col or 0))
 
 
+def _sidecar_paths(image_path: str) -> tuple[str, str]:
+    return os.path.splitext(image_path)[0] + ".txt", image_path + ".txt"
+
+
+def sidecar_state(image_path: str) -> str | None:
+    """What identifies the sidecar files of ``image_path`` as they are now (size, mtime and inode of each
+    candidate), None when there is none: when it changes, the photo's captions are read again."""
+    parts = []
+    for candidate in _sidecar_paths(image_path):
+        try:
+            st = os.stat(candidate)
+        except OSError:
+            parts.append("-")
+            continue
+        parts.append(f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}")
+    return None if parts == ["-", "-"] else "|".join(parts)
+
+
 def sidecar_captions(image_path: str) -> list[str]:
     """Descriptions from ``photo.txt`` or ``photo.jpg.txt`` next to ``image_path`` (may be empty). Only a regular
     file holding text counts: a FIFO, a device or binary data is passed over (logged)."""
-    for candidate in (os.path.splitext(image_path)[0] + ".txt", image_path + ".txt"):
+    for candidate in _sidecar_paths(image_path):
         try:
             head = read_head(candidate, MAX_SIDECAR_BYTES)
         except FileNotFoundError:

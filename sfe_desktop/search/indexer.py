@@ -22,7 +22,7 @@ from ..catalog.metadata import probe
 from ..data.images import load_image
 from ..errors import ImageReadError
 from ..model.runtime import SFERuntime
-from .captions import sidecar_captions
+from .captions import sidecar_captions, sidecar_state
 from .state import IndexState
 from .types import IndexProgress, IndexSummary
 
@@ -134,8 +134,9 @@ class Indexer:
                 elif (old.size, old.mtime_ns, old.ino) != (e.size, e.mtime_ns, e.ino):  # touched, still skipped
                     plan.upserts.append(replace(old, size=e.size, mtime_ns=e.mtime_ns, ino=e.ino))
             elif old is not None and _unchanged(old, e, racy_before):
-                if old.ino is None:  # recorded before the catalog kept inodes
-                    plan.upserts.append(replace(old, ino=e.ino))
+                sidecar = self._sidecar_news(plan, old, e.rel)
+                if old.ino is None or sidecar != old.sidecar:  # an inode not recorded yet, a new sidecar
+                    plan.upserts.append(replace(old, ino=e.ino, sidecar=sidecar))
                 if old.status == OK:
                     in_place.setdefault(old.hash, old)
             else:
@@ -151,9 +152,10 @@ class Indexer:
         changed: list[tuple[ScanEntry, str]] = []
         for (e, old), (h, err) in zip(to_hash, pool.map(hash_one, to_hash)):
             if old is not None and old.status == OK and old.hash == h:  # touched (or checked again), same content
-                if (old.size, old.mtime_ns, old.ino) != (e.size, e.mtime_ns, e.ino):
-                    plan.upserts.append(replace(old, size=e.size, mtime_ns=e.mtime_ns, ino=e.ino))
-                    plan.reused += 1
+                sidecar = self._sidecar_news(plan, old, e.rel)
+                if (old.size, old.mtime_ns, old.ino, old.sidecar) != (e.size, e.mtime_ns, e.ino, sidecar):
+                    plan.upserts.append(replace(old, size=e.size, mtime_ns=e.mtime_ns, ino=e.ino, sidecar=sidecar))
+                    plan.reused += (old.size, old.mtime_ns, old.ino) != (e.size, e.mtime_ns, e.ino)
                 in_place.setdefault(h, old)
                 continue
             released += [old] if old is not None else []
@@ -171,21 +173,39 @@ class Indexer:
         claimed: set[int] = set()
         for e, h in changed:
             moved = donors.get(h)
+            sidecar = sidecar_state(state.abs_path(e.rel))
             if moved:  # renamed, moved, swapped: the row follows its content
-                row = replace(moved.pop(), path=e.rel, size=e.size, mtime_ns=e.mtime_ns, ino=e.ino)
+                row = replace(moved.pop(), path=e.rel, size=e.size, mtime_ns=e.mtime_ns, ino=e.ino, sidecar=sidecar)
                 claimed.add(row.id)
             elif h in in_place:  # a copy: a new row sharing the vectors
-                row = replace(in_place[h], id=None, path=e.rel, size=e.size, mtime_ns=e.mtime_ns, ino=e.ino)
+                row = replace(in_place[h], id=None, path=e.rel, size=e.size, mtime_ns=e.mtime_ns, ino=e.ino,
+                              sidecar=sidecar)
             else:
                 plan.jobs.append(_Job(e, h))
                 continue
             in_place.setdefault(h, row)
             plan.upserts.append(row)
             plan.reused += 1
-            plan.captions_add += [(t, _sidecar_source(e.rel)) for t in sidecar_captions(state.abs_path(e.rel))]
+            self._reread_sidecar(plan, e.rel)
         plan.deletes = {r.id for r in released if r.id not in claimed}
         plan.removed = len(vanished - claimed)
         return plan
+
+    def _sidecar_news(self, plan: _Plan, old: FileRow, rel: bytes) -> str | None:
+        """The sidecar state of the indexed photo ``old`` at ``rel``; its captions are read again when it changed
+        (a sidecar added, edited or removed while the photo stayed as it was)."""
+        if old.status != OK:
+            return old.sidecar
+        sidecar = sidecar_state(self.state.abs_path(rel))
+        if sidecar != old.sidecar:
+            self._reread_sidecar(plan, rel)
+        return sidecar
+
+    def _reread_sidecar(self, plan: _Plan, rel: bytes) -> None:
+        """Replace the captions of the photo at ``rel`` by what its sidecar holds now."""
+        source = _sidecar_source(rel)
+        plan.captions_remove.add(source)
+        plan.captions_add += [(t, source) for t in sidecar_captions(self.state.abs_path(rel))]
 
     # -- decoding --------------------------------------------------------------------------------
     def _decode(self, job: _Job) -> _Decoded:
@@ -222,11 +242,14 @@ class Indexer:
             for d in good:
                 e = d.job.entry
                 encoded.append(FileRow(None, e.rel, e.size, e.mtime_ns, d.job.hash, d.width, d.height, d.date_taken,
-                                       OK, None, None, e.ino))
+                                       OK, None, None, e.ino, sidecar_state(self.state.abs_path(e.rel))))
         skipped = [_skip_row(d.job.entry, d.error or "cannot decode", d.job.hash) for d in decoded if d.tensor is None]
         captions = [(t, _sidecar_source(d.job.entry.rel)) for d in good
                     for t in sidecar_captions(self.state.abs_path(d.job.entry.rel))]
-        self.state.append(encoded, feats, skipped, captions_add=captions)
+        if encoded:
+            self.state.append(encoded, feats, skipped, captions_add=captions)
+        else:  # nothing of this batch could be encoded: only its skipped files are recorded
+            self.state.commit_files(skipped, ())
         return len(good), len(decoded) - len(good)
 
     # -- the run ---------------------------------------------------------------------------------

@@ -127,6 +127,11 @@ def snapshot(col: Collection) -> dict:
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
 @example(start=[("a.png", 0, False)], rounds=[[("truncate", 0, 0)], [("touch", 0)]], backdate=False)  # found by it
+@example(start=[("a.png", 0, False)], rounds=[[("create", "a.png", 0, True)]], backdate=False)  # found by it too
+@example(start=[("a.png", 0, False)], rounds=[[("truncate", 0, 1)]], backdate=False)  # a batch with nothing to encode
+@example(start=[("sub/deep/f.png", 0, False), ("a.png", 0, True)],  # a sidecar appears next to a photo that
+         rounds=[[("rename", 1, "a.png"), ("create", "sub/deep/f.png", 11, True), ("swap", 1, 0)]],  # comes back
+         backdate=False)                                                                        # unchanged
 @given(start=st.lists(st.tuples(st.sampled_from(NAMES), st.integers(0, 12), st.booleans()), min_size=2, max_size=5),
        rounds=st.lists(st.lists(OPS, min_size=1, max_size=6), min_size=1, max_size=3), backdate=st.booleans())
 def test_any_change_sequence_equals_a_fresh_index(tmp_path_factory, start, rounds, backdate):
@@ -186,3 +191,24 @@ def snapshot_by_content(root: Path, col: Collection | None = None) -> dict:
         vector = col.store.read_globals(np.array([row.vec_row], dtype=np.int64))[0]
         out[(root / path.decode()).read_bytes()] = vector.tolist()
     return out
+
+
+def test_a_sidecar_added_or_edited_later_is_read(tmp_path):
+    root = tmp_path / "photos"
+    root.mkdir()
+    photo(root, "a.png", 1, backdate=True)
+    with Collection.open(root, RUNTIME) as col:
+        col.index()
+        assert col.catalog.captions() == []
+    (root / "a.png.txt").write_text("a red kite\n", encoding="utf-8")
+    with Collection.open(root, RUNTIME) as col:
+        assert col.index().indexed == 0
+        assert col.catalog.captions() == [("a red kite", "sidecar:a.png")]
+    (root / "a.png.txt").write_text("a blue kite\n", encoding="utf-8")
+    with Collection.open(root, RUNTIME) as col:
+        col.index()
+        assert col.catalog.captions() == [("a blue kite", "sidecar:a.png")]
+    (root / "a.png.txt").unlink()
+    with Collection.open(root, RUNTIME) as col:
+        col.index()
+        assert col.catalog.captions() == []
