@@ -269,7 +269,7 @@ class IndexState:
         files) are recorded, ``deletes`` (catalog ids) dropped, ``captions_add`` ((text, source) pairs) added,
         all in one transaction after the row files are on disk."""
         start = self._next_row
-        vectors = features.index_vectors()
+        vectors = features.index_vectors() if encoded else None  # a batch may hold only skipped files
         if encoded:
             self.store.write(start, vectors, features.patches)
         rows = [replace(r, vec_row=start + i) for i, r in enumerate(encoded)]
