@@ -1,6 +1,7 @@
 """Cheap image metadata (size after EXIF orientation, date taken) read from the file header only."""
 from __future__ import annotations
 
+import time
 import warnings
 
 from PIL import Image
@@ -34,3 +35,8 @@ def probe(path: str) -> tuple[int | None, int | None, str | None]:
                 return w, h, date
     except Exception:  # noqa: BLE001 - metadata is optional
         return None, None, None
+
+
+def file_time(mtime_ns: int) -> str:
+    """A file's modification time as ISO text in local time, to the second (the date without EXIF)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(mtime_ns / 1e9))

@@ -19,7 +19,8 @@ from .delegates import QtResultDelegate
 from .menus import MenuHandlers, build_menus, result_context_menu
 from .models import QtResultsModel
 from .models.results_model import ResultRole
-from .session import QtSession, RuntimeFactory, folder_problem
+from .session import QtSession, RuntimeFactory
+from .startup import folder_problem
 from .theme import THEMES, apply_theme
 from .widgets.explanation_panel import QtExplanationPanel
 from .widgets.message_bar import QtMessageBar

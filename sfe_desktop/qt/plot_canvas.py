@@ -82,12 +82,30 @@ def _process_failed(exc: BaseException) -> None:
     _PROCESS = None
 
 
-def shutdown_render_process() -> None:
-    """Stop the render process (the app calls this when it quits)."""
+def shutdown_render_process(timeout_s: float = 3.0) -> None:
+    """Stop the render process and multiprocessing's resource tracker (the app calls this when it quits, also
+    on SIGTERM): the child gets ``timeout_s`` to finish its figure, then it is terminated, then killed."""
     global _PROCESS
     if _PROCESS is not None:
+        children = list(getattr(_PROCESS, "_processes", {}).values())
         _PROCESS.shutdown(wait=False, cancel_futures=True)
         _PROCESS = None
+        for child in children:
+            child.join(timeout_s)
+            if child.is_alive():
+                child.terminate()
+                child.join(1.0)
+            if child.is_alive():
+                child.kill()
+                child.join(1.0)
+    from multiprocessing import resource_tracker
+
+    tracker = resource_tracker._resource_tracker  # started by the executor's queues; it holds no resource now
+    if getattr(tracker, "_pid", None) is not None:
+        try:
+            tracker._stop()  # closes its pipe (it exits on EOF) and reaps it
+        except Exception:  # private API: an older or newer Python without it lets the tracker exit with the app
+            log.debug("could not stop the resource tracker", exc_info=True)
 
 
 class RenderFailed(RuntimeError):

@@ -238,22 +238,3 @@ def _close_quietly(collection: Collection) -> None:
         collection.close()
     except Exception:  # closing must never take the app down
         log.exception("closing the collection failed")
-
-
-def folder_problem(folder: str) -> str | None:
-    """A one-line reason why ``folder`` cannot be opened, or None when it looks readable."""
-    import os
-
-    path = Path(folder)
-    if not path.exists():
-        return f"The folder “{folder}” does not exist."
-    if not path.is_dir():
-        return f"“{folder}” is not a folder. Choose a folder of photos."
-    try:
-        with os.scandir(path) as it:
-            next(it, None)
-    except PermissionError:
-        return f"The folder “{folder}” cannot be read: permission denied."
-    except OSError as exc:
-        return f"The folder “{folder}” cannot be read: {exc.strerror or exc}."
-    return None

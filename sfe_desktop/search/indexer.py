@@ -79,6 +79,7 @@ class Indexer:
         upserts: list[FileRow] = []
         deletes: set[int] = {r.id for p, r in existing.items() if p not in seen}
         to_hash: list[tuple[ScanEntry, FileRow | None]] = []
+        unchanged = 0
         for e in entries:
             old = existing.get(e.rel)
             if e.error:
@@ -88,6 +89,7 @@ class Indexer:
                     upserts.append(_skip_row(e, e.error))
             elif old is not None and old.size == e.size and old.mtime_ns == e.mtime_ns and not (
                     old.status == SKIPPED and (old.reason or "").endswith(RETRY_REASONS)):
+                unchanged += old.status == OK
                 continue
             elif e.size == 0:
                 if old is None or old.reason != "empty file":
@@ -136,7 +138,7 @@ class Indexer:
             else:
                 jobs.append(_Job(e, h, old.id if old is not None else None))
         # a file that replaced another's path keeps no stale row: delete before re-inserting by path
-        return len(entries), upserts, deletes, jobs, reused
+        return len(entries), upserts, deletes, jobs, reused, unchanged
 
     # -- decoding --------------------------------------------------------------------------------
     def _decode(self, job: _Job) -> _Decoded:
@@ -187,7 +189,7 @@ class Indexer:
         start = time.perf_counter()
         state.begin_run(reencode)
         with ThreadPoolExecutor(self.workers, thread_name_prefix="sfe-decode") as pool:
-            total, upserts, deletes, jobs, reused = self._plan(pool)
+            total, upserts, deletes, jobs, reused, unchanged = self._plan(pool)
             state.commit_files(upserts, deletes)
             removed = len(deletes)
             state.sync_vectors()
@@ -196,7 +198,7 @@ class Indexer:
         counts = self.catalog.counts()
         summary = IndexSummary(indexed=self.indexed, reused=reused, removed=removed,
                                skipped=counts.get(SKIPPED, 0), total=total, cancelled=cancelled,
-                               compacted=compacted, searchable=counts.get(OK, 0),
+                               compacted=compacted, searchable=counts.get(OK, 0), unchanged=unchanged,
                                seconds=time.perf_counter() - start)
         log.info("index run: %s", summary)
         return summary

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from ..catalog import FileRow
+from ..catalog.metadata import file_time
 from ..data.images import load_image
 from ..errors import SFEError
 from ..explanation import Explanation
@@ -23,12 +24,22 @@ from ..model.features import ImageFeatures, TextFeatures
 from ..model.ranking import Ranked, rank_one, rerank_depth
 from ..model.runtime import SFERuntime
 from .state import IndexState
-from .types import IMAGE_TO_IMAGE, IMAGE_TO_TEXT, PIXELS_QUERY, TEXT_TO_IMAGE, Result
+from .browse import by_date
+from .corpus_cache import caption_corpus
+from .types import EXIF, FILE_TIME, IMAGE_TO_IMAGE, IMAGE_TO_TEXT, LIBRARY, PIXELS_QUERY, TEXT_TO_IMAGE, Result
 
 log = logging.getLogger(__name__)
 
 CACHE_SIZE = 32
 T = TypeVar("T")
+
+
+def photo_result(state: IndexState, row: FileRow, rank: int, score: float, step1: float, direction: str,
+                 query: str) -> Result:
+    """The :class:`Result` of an indexed photo: its path, size and date taken (EXIF, else the file's time)."""
+    date, source = (row.date_taken, EXIF) if row.date_taken else (file_time(row.mtime_ns), FILE_TIME)
+    return Result(rank, score, step1, direction, query, path=state.abs_path(row.path), width=row.width,
+                  height=row.height, date_taken=date, date_source=source)
 
 
 class Searcher:
@@ -78,13 +89,13 @@ class Searcher:
         feats = self._cached(("image", label), lambda: self._encode_image(load_image(label, self.runtime.image_size)))
         return feats, None, label
 
-    def _caption_bank(self) -> tuple[list[str], np.ndarray]:
+    def caption_bank(self) -> tuple[list[str], np.ndarray]:
         """The bundled caption corpus plus the user's captions, with their Step-1 vectors."""
         version = self.state.caption_version
         with self._lock:
             if self._captions is not None and self._captions[0] == version:
                 return self._captions[1], self._captions[2]
-        texts, vectors = self.runtime.caption_corpus()
+        texts, vectors = caption_corpus(self.runtime)
         texts, vectors = list(texts), [np.asarray(vectors, dtype=np.float32)]
         known = set(texts)
         user = [t for t in self.state.captions() if t not in known and not known.add(t)]
@@ -99,12 +110,15 @@ class Searcher:
         return self.runtime.rerank_k if override is None else rerank_depth(self.runtime.cfg, override)
 
     def _photos(self, hits: list[tuple[FileRow, float]], ranked: Ranked, direction: str, query: str) -> list[Result]:
-        out = []
-        for n, (i, score, step1) in enumerate(zip(ranked.index, ranked.score, ranked.step1)):
-            row = hits[i][0]
-            out.append(Result(n + 1, float(score), float(step1), direction, query, path=self.state.abs_path(row.path),
-                              width=row.width, height=row.height, date_taken=row.date_taken))
-        return out
+        return [photo_result(self.state, hits[i][0], n + 1, float(score), float(step1), direction, query)
+                for n, (i, score, step1) in enumerate(zip(ranked.index, ranked.score, ranked.step1))]
+
+    def library(self) -> list[Result]:
+        """Every indexed photo, newest first by date taken, then by name (direction :data:`LIBRARY`, no score)."""
+        photos = by_date([photo_result(self.state, row, 0, 0.0, 0.0, LIBRARY, "") for row in self.state.indexed()])
+        for rank, result in enumerate(photos, 1):
+            result.rank = rank
+        return photos
 
     # -- searches --------------------------------------------------------------------------------
     def search_text(self, query: str, top: int, rerank_k: int | None) -> list[Result]:
@@ -129,7 +143,7 @@ class Searcher:
     def search_image(self, photo, top: int, rerank_k: int | None) -> list[Result]:
         self.state.check()
         feats, _, label = self.photo(photo)
-        texts, vectors = self._caption_bank()
+        texts, vectors = self.caption_bank()
         if not texts:
             return []
         k = self._rerank_k(rerank_k)

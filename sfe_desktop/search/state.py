@@ -38,11 +38,11 @@ from ..errors import IndexStateError, SFEError
 from ..index import ThumbnailCache, VectorIndex, VectorStore
 from ..index.lock import FolderLock
 from ..model.features import ImageFeatures
+from ..settings import CATALOG_FILE
 
 log = logging.getLogger(__name__)
 
 FAISS_FILE = "vectors.faiss"
-CATALOG_FILE = "catalog.sqlite"
 COMPACT_DEAD_FRACTION = 0.25  # compact the row files when this share of their rows is unused
 
 
@@ -310,6 +310,10 @@ class IndexState:
             rows = self.catalog.by_ids(ids[0].tolist())
         hits = [(rows[i], float(s)) for i, s in zip(ids[0].tolist(), scores[0].tolist()) if i in rows]
         return sorted(((r, s) for r, s in hits if r.status == OK), key=lambda h: (-h[1], h[0].path))
+
+    def indexed(self) -> list[FileRow]:
+        """The catalog rows of every indexed photo (what searches can return)."""
+        return self.catalog.indexed()
 
     def features(self, rows: list[FileRow]) -> ImageFeatures:
         """Stored Step-1 vectors and patch features of indexed files."""
