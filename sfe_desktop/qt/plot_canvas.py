@@ -28,7 +28,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Callable
 
 import numpy as np
-from PySide6.QtCore import QObject, QPointF, QRectF, QRunnable, QSize, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QObject, QPoint, QPointF, QRectF, QRunnable, QSize, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtWidgets import QSizePolicy, QWidget
 from shiboken6 import isValid
@@ -189,6 +189,7 @@ class QtPlotView(QWidget):
 
     rendered = Signal()
     clicked = Signal(QPointF)
+    hovered = Signal(QPointF, QPoint)  # image pixel under the pointer, and the pointer's global position
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -325,6 +326,11 @@ class QtPlotView(QWidget):
     def showEvent(self, event) -> None:  # noqa: N802 - Qt API
         super().showEvent(event)
         self._kick()  # a tab shown with a stale figure renders now
+
+    def mouseMoveEvent(self, event) -> None:  # noqa: N802 - Qt API
+        if self._layers and self.image_rect().contains(event.position()):
+            self.hovered.emit(self.widget_to_image(event.position()), event.globalPosition().toPoint())
+        super().mouseMoveEvent(event)
 
     def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt API
         if self._layers and event.button() == Qt.LeftButton:

@@ -9,6 +9,21 @@ from dataclasses import dataclass
 from .types import Result
 
 SORTS = ("relevance", "newest", "oldest", "name")
+STRONG_MATCH = 0.5  # a result whose confidence (probability of a true match) reaches this is a strong match
+STRONG, WEAK = "strong", "weak"
+
+
+def strength(result: Result) -> str | None:
+    """:data:`STRONG` or :data:`WEAK` from the model's confidence; None when it has none (an older checkpoint,
+    or a photo of the library, which matched nothing)."""
+    if result.confidence is None:
+        return None
+    return STRONG if result.confidence >= STRONG_MATCH else WEAK
+
+
+def nothing_matches(results: list[Result]) -> bool:
+    """True when there are results and the model is confident of none of them (every one is weak)."""
+    return bool(results) and all(strength(r) == WEAK for r in results)
 
 
 def name_key(result: Result) -> tuple[str, str]:

@@ -39,3 +39,14 @@ def test_filters():
     both = Arrangement(sort="name", folder="trip", date_from="2021-01-02", date_to="2021-01-02")
     assert names(both.apply(HITS, ROOT)) == ["trip/day2/c.jpg"] and both.filters()
     assert not Arrangement(sort="name").filters()
+
+
+def test_strong_weak_and_nothing_matches():
+    from dataclasses import replace
+
+    from sfe_desktop.search.browse import STRONG, WEAK, nothing_matches, strength
+
+    sure, unsure, unknown = (replace(HITS[0], confidence=0.9), replace(HITS[1], confidence=0.2), HITS[2])
+    assert (strength(sure), strength(unsure), strength(unknown)) == (STRONG, WEAK, None)
+    assert nothing_matches([unsure]) and not nothing_matches([sure, unsure])
+    assert not nothing_matches([unknown, unsure]) and not nothing_matches([])
