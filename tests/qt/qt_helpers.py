@@ -27,10 +27,13 @@ def make_photos(folder: Path, n: int, size: tuple[int, int] = (96, 72), seed: in
 
 
 def open_and_index(qtbot, window, folder) -> object:
-    """Open ``folder`` and return the IndexSummary once indexing finished."""
+    """Open ``folder`` and return the IndexSummary once indexing finished and the library shows every photo."""
     with qtbot.waitSignal(window.session.index_finished, timeout=60000) as blocker:
         assert window.open_folder(str(folder))
-    return blocker.args[0]
+    summary = blocker.args[0]
+    if summary is not None and window.page is not None and window.page.is_library:
+        qtbot.waitUntil(lambda: len(window.page.results) == summary.searchable, timeout=30000)
+    return summary
 
 
 def run_search(qtbot, window, trigger) -> list:
