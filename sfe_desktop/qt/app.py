@@ -121,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     window = QtMainWindow(checkpoint=args.checkpoint, device=args.device, icon=icon)
     window.set_theme(window.theme)
     window.show()
-    log.info("window shown (platform %s)", QGuiApplication.platformName())
+    log.info("window shown (platform %s, display %s, pid %d)", QGuiApplication.platformName(),
+             os.environ.get("DISPLAY", "-") if QGuiApplication.platformName() == "xcb" else "-", os.getpid())
 
     def on_signal(signum: int) -> None:
         log.info("%s received: closing", signal.Signals(signum).name)

@@ -457,6 +457,7 @@ class QtMainWindow(QMainWindow):
         self.show_message(f"Search failed: {message}")
 
     def _on_results(self, direction: str, query: str, results: list[Result]) -> None:
+        log.info("%s search for %r: %d results", direction, query, len(results))
         page = Page(direction, query, list(results))
         replace = self._rerun == (direction, query) and self.page is not None and self.page.same_search(
             direction, query)
