@@ -508,12 +508,15 @@ class QtMainWindow(QMainWindow):
             self.header.show_query(page.kind, page.query, len(page.results))
         else:
             self.header.hide()
-        self._arrange()
+        self._arrange(keep_current=not push)
+        if push:
+            self.view.scrollToTop()  # a new page starts at its best (or newest) result
         self._sync_actions()
         self.page_shown.emit(page)
 
-    def _arrange(self) -> None:
-        """Fill the view with the page's results as the sort and filter controls say."""
+    def _arrange(self, keep_current: bool = True) -> None:
+        """Fill the view with the page's results as the sort and filter controls say (``keep_current``: the
+        current photo or caption stays current where it is still listed)."""
         page = self.page
         if page is None:
             return
@@ -528,7 +531,7 @@ class QtMainWindow(QMainWindow):
         else:
             self.results_label.setText(f"Nothing {self._what(page)}.")
         self.view.set_grid_mode(page.kind != IMAGE_TO_TEXT)
-        current = self.view.currentIndex().data(ResultRole)
+        current = self.view.currentIndex().data(ResultRole) if keep_current else None
         keep = current.path or current.caption if current is not None else None
         if self.stack.currentWidget() is not self.viewer:
             matches_nothing = nothing_matches(page.results) and not page.show_weak

@@ -6,7 +6,7 @@ import csv
 import numpy as np
 from PySide6.QtCore import QModelIndex, QPoint, Qt
 
-from sfe_desktop.qt.models.results_model import ThumbnailRole
+from sfe_desktop.qt.models.results_model import ResultRole, ThumbnailRole
 from qt_helpers import open_and_index, run_search
 
 
@@ -147,3 +147,26 @@ def test_reopening_an_indexed_folder_counts_every_searchable_photo(qtbot, make_w
     assert summary.indexed == 0 and summary.searchable == 12
     assert "12 photos in photos" in window.results_label.text()  # the library, until a search
     assert window.model.rowCount() == 12 and window.page.is_library
+
+
+def test_a_new_search_starts_at_its_top_and_a_new_sort_keeps_the_photo(qtbot, make_window, tmp_path):
+    from qt_helpers import make_photos
+
+    folder = tmp_path / "many"
+    make_photos(folder, 40)
+    window = make_window()
+    window.resize(1000, 700)
+    open_and_index(qtbot, window, folder)
+    run_search(qtbot, window, lambda: window.search("a red dog"))
+    last = window.model.index(window.model.rowCount() - 1)
+    window.view.setCurrentIndex(last)
+    window.view.scrollTo(last)
+    assert window.view.verticalScrollBar().value() > 0
+    kept = last.data(ResultRole).path
+    sort = window.browse.sort
+    sort.setCurrentIndex(sort.findData("name"))  # the same page arranged again: the photo stays current
+    assert window.model.results()[0].path != kept or window.model.rowCount() == 1
+    assert window.current_result().path == kept
+    run_search(qtbot, window, lambda: window.search("two cats on a sofa"))
+    assert not window.view.currentIndex().isValid()  # nothing carried over from the previous search
+    assert window.view.verticalScrollBar().value() == 0

@@ -56,8 +56,9 @@ class QtResultsView(QListView):
             self.setGridSize(QSize())
             return
         width = max(1, self.viewport().width())
-        columns = max(1, width // (MIN_TILE + CELL_MARGIN))
-        cell = width // columns
+        # QListView wraps a row once its cells pass the viewport's last pixel (width - 1), so share width - 1
+        columns = max(1, (width - 1) // (MIN_TILE + CELL_MARGIN))
+        cell = (width - 1) // columns
         self.delegate.tile = cell - CELL_MARGIN
         height = self.delegate.sizeHint(self.viewOptions(), QModelIndex()).height()
         if self.gridSize() != QSize(cell, height):
