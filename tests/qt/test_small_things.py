@@ -34,7 +34,7 @@ def test_one_photo_is_one_photo_and_the_unreadable_file_is_named(qtbot, make_win
     assert window.statusBar().currentMessage().startswith("Indexed 1 new photo; 0 unchanged")
     assert window.results_label.text().startswith("1 photo in two.")
     run_search(qtbot, window, lambda: window.search("a dog"))
-    assert window.results_label.text() == "1 photo for “a dog”."
+    assert window.results_label.text() == "1 photo for “a dog”, best score first (this model gives no match confidence)."
 
 
 def test_the_save_dialog_starts_in_documents_then_in_the_last_export_folder(qtbot, make_window, photos,
