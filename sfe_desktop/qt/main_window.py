@@ -499,8 +499,8 @@ class QtMainWindow(QMainWindow):
             self.browse.set_sort(self._sorts[kind] if page.kind != IMAGE_TO_TEXT else "relevance")
         if page.kind == TEXT_TO_IMAGE:
             self.search_bar.setText(page.query)
-        elif page.is_library and not self.search_bar.hasFocus():
-            self.search_bar.clear()
+        elif not self.search_bar.hasFocus() or page.kind in (IMAGE_TO_TEXT, IMAGE_TO_IMAGE):
+            self.search_bar.clear()  # the box never shows an earlier text beside a photo's results
         photos = page.kind != IMAGE_TO_TEXT
         self.browse.set_photo_controls(photos, relevance=not page.is_library)
         self.browse.set_folders(subfolders(page.results, self.session.folder or "") if photos else [])

@@ -83,6 +83,7 @@ def test_captions_view_shows_the_query_photo_and_back_forward_restore_pages(qtbo
     qtbot.waitUntil(lambda: header.photo.pixmap() is not None and not header.photo.pixmap().isNull(), timeout=10000)
     assert window.view.viewMode() == window.view.ViewMode.ListMode
     assert [r.caption for r in window.model.results()] == [r.caption for r in captions]
+    assert window.search_bar.text() == ""  # not the earlier text beside the photo's captions
     similar = run_search(qtbot, window, lambda: qtbot.mouseClick(header.other_button, Qt.LeftButton))
     assert window.page.kind == "image->image" and similar and "similar to" in header.text.text()
 
