@@ -83,29 +83,28 @@ def _process_failed(exc: BaseException) -> None:
 
 
 def shutdown_render_process(timeout_s: float = 3.0) -> None:
-    """Stop the render process and multiprocessing's resource tracker (the app calls this when it quits, also
-    on SIGTERM): the child gets ``timeout_s`` to finish its figure, then it is terminated, then killed."""
-    global _PROCESS
-    if _PROCESS is not None:
-        children = list(getattr(_PROCESS, "_processes", {}).values())
-        _PROCESS.shutdown(wait=False, cancel_futures=True)
-        _PROCESS = None
-        for child in children:
-            child.join(timeout_s)
-            if child.is_alive():
-                child.terminate()
-                child.join(1.0)
-            if child.is_alive():
-                child.kill()
-                child.join(1.0)
-    from multiprocessing import resource_tracker
+    """Stop the render process (the app calls this when it quits, also on SIGTERM): the child gets ``timeout_s``
+    to finish its figure, then it is terminated, then killed; then the executor closes its queues.
 
-    tracker = resource_tracker._resource_tracker  # started by the executor's queues; it holds no resource now
-    if getattr(tracker, "_pid", None) is not None:
-        try:
-            tracker._stop()  # closes its pipe (it exits on EOF) and reaps it
-        except Exception:  # private API: an older or newer Python without it lets the tracker exit with the app
-            log.debug("could not stop the resource tracker", exc_info=True)
+    multiprocessing's resource tracker is left to end by itself: it exits when the last holder of its pipe does,
+    and the render child, which inherited the pipe, was what kept it alive after the app had gone. Stopping it
+    here, before the queues' semaphores are finalized at exit, made it unlink them as leaked, and the app's own
+    finalizers then failed on the missing semaphores."""
+    global _PROCESS
+    if _PROCESS is None:
+        return
+    executor, _PROCESS = _PROCESS, None
+    children = list(getattr(executor, "_processes", {}).values())
+    executor.shutdown(wait=False, cancel_futures=True)
+    for child in children:
+        child.join(timeout_s)
+        if child.is_alive():
+            child.terminate()
+            child.join(1.0)
+        if child.is_alive():
+            child.kill()
+            child.join(1.0)
+    executor.shutdown(wait=True)  # the children are gone: its manager thread ends and closes the queues
 
 
 class RenderFailed(RuntimeError):

@@ -16,40 +16,13 @@ import time
 from pathlib import Path
 
 import pytest
-from qt_helpers import make_photos
+from qt_helpers import make_photos, session_processes, wait_for_log
 
 pytestmark = pytest.mark.skipif(shutil.which("xvfb-run") is None or not sys.platform.startswith("linux"),
                                 reason="needs xvfb-run (apt-get install xvfb)")
 
 ROOT = Path(__file__).parents[2]
 SHOWN = re.compile(r"window shown \(platform (\w+), display (\S+), pid (\d+)\)")
-
-
-def _wait_for(log: Path, pattern: re.Pattern, proc: subprocess.Popen, seconds: float) -> re.Match:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        match = pattern.search(log.read_text(errors="replace"))
-        if match:
-            return match
-        if proc.poll() is not None:
-            break
-        time.sleep(0.2)
-    raise AssertionError(f"no {pattern.pattern!r} in the app's log:\n{log.read_text(errors='replace')[-3000:]}")
-
-
-def _session_processes(leader: int) -> list[str]:
-    """The processes still in the session ``leader`` started (everything the run spawned)."""
-    left = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[3]) == leader:
-                left.append(entry)
-    return left
 
 
 def test_the_app_starts_searches_and_quits_under_xvfb(tmp_path):
@@ -67,7 +40,7 @@ def test_the_app_starts_searches_and_quits_under_xvfb(tmp_path):
         proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path,
                                 start_new_session=True)
     try:
-        shown = _wait_for(log, SHOWN, proc, 120)
+        shown = wait_for_log(log, SHOWN, proc, 120)
         platform, display, pid = shown.group(1), shown.group(2), int(shown.group(3))
         assert platform == "xcb"
         x_env = {**os.environ, "DISPLAY": display, "XAUTHORITY": str(auth)}
@@ -79,7 +52,7 @@ def test_the_app_starts_searches_and_quits_under_xvfb(tmp_path):
             window = found.stdout.split()[0] if found.stdout.split() else None
             assert window, found.stderr
         # the search typed on the command line waits for the model and the folder, and runs again once indexed
-        _wait_for(log, re.compile(r"text->image search for 'a red dog': 6 results"), proc, 300)
+        wait_for_log(log, re.compile(r"text->image search for 'a red dog': 6 results"), proc, 300)
         assert "Traceback" not in log.read_text(errors="replace")
         if window:
             subprocess.run([xdotool, "windowfocus", "--sync", window], env=x_env, timeout=30, check=True)
@@ -90,9 +63,9 @@ def test_the_app_starts_searches_and_quits_under_xvfb(tmp_path):
             expected = 128 + signal.SIGTERM
         assert proc.wait(timeout=60) == expected, log.read_text(errors="replace")[-3000:]
         deadline = time.monotonic() + 10
-        while _session_processes(proc.pid) and time.monotonic() < deadline:
+        while session_processes(proc.pid) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert _session_processes(proc.pid) == []  # neither the render process nor the resource tracker
+        assert session_processes(proc.pid) == []  # neither the render process nor the resource tracker
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
