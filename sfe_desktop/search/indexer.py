@@ -67,6 +67,7 @@ class _Plan:
     jobs: list[_Job] = field(default_factory=list)
     reused: int = 0
     removed: int = 0
+    unchanged: int = 0  # indexed photos found as they were
     captions_remove: set[str] = field(default_factory=set)
     captions_add: list[tuple[str, str]] = field(default_factory=list)
 
@@ -138,6 +139,7 @@ class Indexer:
                     plan.upserts.append(replace(old, ino=e.ino))
                 if old.status == OK:
                     in_place.setdefault(old.hash, old)
+                    plan.unchanged += 1
             else:
                 to_hash.append((e, old))
 
@@ -154,6 +156,8 @@ class Indexer:
                 if (old.size, old.mtime_ns, old.ino) != (e.size, e.mtime_ns, e.ino):
                     plan.upserts.append(replace(old, size=e.size, mtime_ns=e.mtime_ns, ino=e.ino))
                     plan.reused += 1
+                else:  # modified around the last scan, checked again: as it was
+                    plan.unchanged += 1
                 in_place.setdefault(h, old)
                 continue
             released += [old] if old is not None else []
@@ -244,7 +248,7 @@ class Indexer:
         counts = self.catalog.counts()
         summary = IndexSummary(indexed=self.indexed, reused=plan.reused, removed=plan.removed,
                                skipped=counts.get(SKIPPED, 0), total=plan.total, cancelled=cancelled,
-                               compacted=compacted, searchable=counts.get(OK, 0),
+                               compacted=compacted, searchable=counts.get(OK, 0), unchanged=plan.unchanged,
                                seconds=time.perf_counter() - start)
         log.info("index run: %s", summary)
         return summary
