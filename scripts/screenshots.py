@@ -3,8 +3,10 @@
     xvfb-run -a -s "-screen 0 1600x1000x24" python scripts/screenshots.py [--checkpoint DIR]
 
 Uses the bundled default checkpoint when it exists (or --checkpoint), else the tiny random model.
-Opens a folder of generated photos, searches, selects the best result and saves the main window (light
-and dark), each explanation view and the settings dialog.
+Opens a folder of generated photos (with the freely licensed sample photos of scikit-image when it is installed:
+public domain and CC0, see FREE_PHOTOS), and saves: the library, a search with its explanation (light and dark),
+each explanation view, the built-in viewer with the heatmap overlay, a multi-selection, photo -> captions with its
+query photo, the neighbour graph in a 1000x700 window, a query that matches nothing, and the settings dialog.
 """
 from __future__ import annotations
 
@@ -51,10 +53,49 @@ def make_scenes(folder: Path, n: int, size=(480, 360), seed: int = 0) -> None:
         im.save(folder / f"scene_{i:03d}.jpg", quality=90)
 
 
+# scikit-image's sample photos that are free to reuse (their docstrings in skimage/data/_fetchers.py): name,
+# licence, and the date the screenshots give them (EXIF DateTimeOriginal, so that the library sorts by it)
+FREE_PHOTOS = [("astronaut", "public domain (NASA)"), ("chelsea", "CC0 (Stefan van der Walt)"),
+               ("coffee", "CC0 (Rachel Michetti)"), ("rocket", "public domain (SpaceX)"),
+               ("grass", "CC0 (CC0Textures)"), ("brick", "CC0 (CC0Textures)"), ("gravel", "CC0 (CC0Textures)")]
+
+
+def date_photos(folder: Path, seed: int = 1) -> None:
+    """Give every JPEG of ``folder`` an EXIF date taken (spread over two years), as a camera would."""
+    import datetime
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    start = datetime.datetime(2024, 3, 1, 9, 0)
+    for path in sorted(folder.glob("*.jpg")):
+        when = start + datetime.timedelta(days=int(rng.integers(0, 720)), minutes=int(rng.integers(0, 600)))
+        with Image.open(path) as im:
+            im.load()
+            exif = im.getexif()
+            exif.get_ifd(0x8769)[36867] = when.strftime("%Y:%m:%d %H:%M:%S")
+            im.save(path, quality=90, exif=exif)
+
+
+def add_free_photos(folder: Path) -> int:
+    """Copy scikit-image's freely licensed sample photos into ``folder`` as JPEGs; 0 when it is not installed."""
+    try:
+        from skimage import data
+    except ImportError:
+        return 0
+    from PIL import Image
+
+    for name, _licence in FREE_PHOTOS:
+        Image.fromarray(getattr(data, name)()).convert("RGB").save(folder / f"{name}.jpg", quality=92)
+    return len(FREE_PHOTOS)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="Save screenshots of the SFE Explorer window.")
     parser.add_argument("--checkpoint", help="checkpoint folder (default: bundled model, else tiny random model)")
     parser.add_argument("--query", default="a sunset over the sea")
+    parser.add_argument("--nonsense", default="qxzv blorf wug", help="a query that should match nothing")
     parser.add_argument("--photos", help="folder of photos to show (copied to a temporary folder; default: generated)")
     parser.add_argument("--out", default=str(OUT), help="where to write the PNGs")
     args = parser.parse_args()
@@ -101,7 +142,9 @@ def main() -> int:
         if args.photos:
             shutil.copytree(args.photos, folder, ignore=shutil.ignore_patterns(".sfe-index"))
         else:
-            make_scenes(folder, 40)
+            make_scenes(folder, 32)
+            add_free_photos(folder)
+            date_photos(folder)
         window = QtMainWindow(QSettings(str(Path(tmp) / "s.ini"), QSettings.IniFormat), runtime_factory=factory)
         window.set_theme("light")
         window.resize(1400, 860)
@@ -109,6 +152,10 @@ def main() -> int:
         wait(window.session.runtime_loaded)
         window.open_folder(str(folder))
         wait(window.session.index_finished)
+        wait(until=lambda: window.page is not None and window.page.is_library and len(window.page.results) > 0)
+        settle(window)
+        window.grab().save(str(out / "library.png"))
+
         window.search_bar.setText(args.query)
         window.search()
         wait(window.session.results_ready)
@@ -125,6 +172,49 @@ def main() -> int:
         settle(window)
         window.grab().save(str(out / "main-window-dark.png"))
         window.set_theme("light")
+
+        window.open_viewer(window.model.index(0))
+        window.viewer.overlay_button.setChecked(True)
+        wait(until=lambda: window.viewer.canvas.image is not None, ms=30000)
+        settle(window)
+        window.grab().save(str(out / "viewer-overlay.png"))
+        window.close_viewer()
+
+        from PySide6.QtCore import QItemSelectionModel
+
+        selection = window.view.selectionModel()
+        for row in (1, 2, 4):
+            selection.select(window.model.index(row), QItemSelectionModel.Select)
+        window.view.setFocus()
+        window.copy_paths()  # the status line says what was copied
+        settle(window)
+        window.grab().save(str(out / "multi-select.png"))
+
+        photo = str(folder / "chelsea.jpg") if (folder / "chelsea.jpg").exists() else window.model.results()[0].path
+        window.find_captions(photo)
+        wait(window.session.results_ready)
+        window.view.setCurrentIndex(window.model.index(0))
+        wait(window.session.explanation_ready)
+        settle(window)
+        window.grab().save(str(out / "captions.png"))
+
+        window.go_back()
+        settle(window)
+        window.view.setCurrentIndex(window.model.index(0))
+        wait(window.session.explanation_ready)
+        window.resize(1000, 700)
+        window.explanation.tabs.setCurrentIndex(2)
+        settle(window)
+        window.grab().save(str(out / "graph-1000x700.png"))
+        window.explanation.tabs.setCurrentIndex(0)
+        window.resize(1400, 860)
+
+        window.search_bar.setText(args.nonsense)
+        window.search()
+        wait(window.session.results_ready)
+        settle(window)
+        window.grab().save(str(out / "no-match.png"))
+
         dialog = QtSettingsDialog(window.prefs, bool(window.session.cuda_available), window)
         dialog.show()
         settle(window)

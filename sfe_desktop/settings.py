@@ -15,15 +15,18 @@ import logging
 import os
 import sys
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import SFEError
+
+if TYPE_CHECKING:  # torch loads in pick_device only: the CLI checks its arguments and folders without it
+    import torch
 
 log = logging.getLogger(__name__)
 
 APP_NAME = "sfe-explorer"
 INDEX_DIR_NAME = ".sfe-index"
+CATALOG_FILE = "catalog.sqlite"  # the file an index folder holds once something was indexed into it
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "resources" / "sfe-default"
 
 
@@ -33,6 +36,8 @@ def pick_device(pref: str | None = "auto") -> torch.device:
     ``SFE_DEVICE`` (when set and not empty) wins over ``pref``. ``auto`` picks CUDA when available,
     else CPU. Requesting CUDA on a machine without it raises :class:`SFEError`.
     """
+    import torch
+
     env = os.environ.get("SFE_DEVICE", "").strip()
     choice = (env or pref or "auto").strip().lower()
     if choice == "auto":
@@ -81,17 +86,33 @@ def writable(directory: Path) -> bool:
     return os.access(probe, os.W_OK | os.X_OK)
 
 
+def _fallback_index_dir(photo_dir: Path) -> Path:
+    digest = hashlib.sha1(os.fsencode(str(photo_dir))).hexdigest()[:12]
+    return data_dir() / "collections" / f"{photo_dir.name or 'root'}-{digest}"
+
+
 def default_index_dir(photo_dir: str | Path) -> Path:
     """Index folder of a collection: ``<photo_dir>/.sfe-index``; when the photo folder is read-only, that folder
     still when it holds an index (searched as it is, read-only), else a folder under :func:`data_dir` named after
     the photo folder."""
     photo_dir = Path(photo_dir).expanduser().resolve()
     inside = photo_dir / INDEX_DIR_NAME
-    if inside.is_dir() and (writable(inside) or (inside / "catalog.sqlite").is_file()):
+    if inside.is_dir() and (writable(inside) or (inside / CATALOG_FILE).is_file()):
         return inside
     if writable(photo_dir):
         return inside
-    digest = hashlib.sha1(os.fsencode(str(photo_dir))).hexdigest()[:12]
-    fallback = data_dir() / "collections" / f"{photo_dir.name or 'root'}-{digest}"
+    fallback = _fallback_index_dir(photo_dir)
     log.info("photo folder %s is read-only; index kept in %s", photo_dir, fallback)
     return fallback
+
+
+def existing_index_dir(photo_dir: str | Path, index_dir: str | Path | None = None) -> Path | None:
+    """The index folder that holds an index of ``photo_dir`` (``index_dir`` when given, else where
+    :func:`default_index_dir` puts one, in the photo folder or under :func:`data_dir`), or None when the folder
+    was never indexed. Looks only; creates nothing."""
+    if index_dir is not None:
+        candidates = [Path(index_dir).expanduser()]
+    else:
+        photo_dir = Path(photo_dir).expanduser().resolve()
+        candidates = [photo_dir / INDEX_DIR_NAME, _fallback_index_dir(photo_dir)]
+    return next((c for c in candidates if (c / CATALOG_FILE).is_file()), None)

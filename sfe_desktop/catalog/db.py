@@ -284,6 +284,11 @@ class Catalog:
             row = self.conn.execute(f"SELECT {_COLS} FROM files WHERE path = ?", (rel,)).fetchone()
         return self._row(row) if row else None
 
+    def indexed(self) -> list[FileRow]:
+        """Every indexed file (status ``ok``)."""
+        with self._locked():
+            return [self._row(v) for v in self.conn.execute(f"SELECT {_COLS} FROM files WHERE status = ?", (OK,))]
+
     def live(self) -> list[tuple[int, int]]:
         """(file id, vector row) of every indexed file, by id."""
         with self._locked():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import time
 import warnings
 from datetime import datetime
 
@@ -52,3 +53,8 @@ def probe(path: str) -> tuple[int | None, int | None, str | None]:
                 return w, h, exif_date(exif.get(_DATETIME))
     except Exception:  # noqa: BLE001 - metadata is optional
         return None, None, None
+
+
+def file_time(mtime_ns: int) -> str:
+    """A file's modification time as ISO text in local time, to the second (the date without EXIF)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(mtime_ns / 1e9))

@@ -1,30 +1,59 @@
-"""``sfe-desktop`` and its collection commands (index, search, export, info); no arguments (or ``gui``) opens
-the desktop app. Training and evaluation commands: :mod:`.train`."""
+"""``sfe-desktop`` and its collection commands (index, search, export, info); no arguments, a folder (or ``gui``)
+opens the desktop app. Training and evaluation commands: :mod:`.train`.
+
+Arguments and folders are checked before anything heavy loads (torch, faiss, Qt: seconds on a busy machine), so
+a typo or a missing folder is reported at once; ``train`` and ``evaluate`` load the training code to show its
+defaults.
+"""
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
+import os
+import signal
 import sys
 import threading
 
+from .. import __version__
 from ..data import strict_json
 from ..data.schema import Int
 from ..errors import SFEError
 from ..memory import tune_allocator
 from ..model.config import BOUNDS
 from ..search.types import MAX_TOP
-from . import train
 from .common import OneLineParser, SafeFormatter, bounded, error_line, show
 
 log = logging.getLogger(__name__)
+COMMANDS = ("index", "search", "explain", "export", "info", "gui", "train", "evaluate")
+TRAIN_COMMANDS = ("train", "evaluate")
+TOP_LEVEL_FLAGS = ("-v", "--verbose")
 
 
-def _collection(args):
+def _folder(path: str) -> str:
+    """``path`` as an absolute folder, or :class:`SFEError` in one line (before any model loads)."""
+    full = os.path.abspath(os.path.expanduser(path))
+    if not os.path.exists(full):
+        raise SFEError(f"the folder {show(path)} does not exist")
+    if not os.path.isdir(full):
+        raise SFEError(f"{show(path)} is not a folder")
+    return full
+
+
+def _collection(args, indexed: bool = True):
+    """Open the collection of ``args.dir``. ``indexed``: the folder must have been indexed already (searches,
+    export, info); otherwise say so and create nothing. A damaged index that was moved aside is noted on stderr."""
+    folder = _folder(args.dir)
+    if indexed:
+        from ..settings import existing_index_dir
+
+        if existing_index_dir(folder, args.index_dir) is None:
+            raise SFEError(f"{show(args.dir)} is not indexed yet; index it first: sfe-desktop index {show(args.dir)}")
     from ..model.runtime import SFERuntime
     from ..search import Collection
 
     runtime = SFERuntime.load(args.checkpoint, args.device)
-    col = Collection.open(args.dir, runtime, args.index_dir, batch_size=getattr(args, "batch_size", None))
+    col = Collection.open(folder, runtime, args.index_dir, batch_size=getattr(args, "batch_size", None))
     if col.notice:
         print(f"note: {show(col.notice)}", file=sys.stderr)
     return col
@@ -38,14 +67,14 @@ def _print_results(results, as_json: bool) -> None:
         conf = "    " if r.confidence is None else f"{100 * r.confidence:3.0f}%"
         print(f"{r.rank:4d}  {r.score:8.4f}  {conf}  {show(r.path if r.path is not None else r.caption)}")
     if not results:
-        print("no results (is the folder indexed? run: sfe-desktop index DIR)", file=sys.stderr)
+        print("no results", file=sys.stderr)
 
 
 def cmd_index(args) -> int:
     from tqdm import tqdm
 
     cancel = threading.Event()
-    with _collection(args) as col:
+    with _collection(args, indexed=False) as col:
         bar = tqdm(total=0, unit="img", desc="indexing", dynamic_ncols=True, disable=args.quiet)
 
         def progress(p) -> None:
@@ -56,10 +85,10 @@ def cmd_index(args) -> int:
 
         try:
             summary = col.index(progress=progress, cancel=cancel, reencode=args.reencode)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             cancel.set()
             print("\ninterrupted: what was indexed is kept; run the same command to continue", file=sys.stderr)
-            return 130
+            return _interrupted_status(exc)
         finally:
             bar.close()
         print(f"{summary.total} images: {summary.indexed} indexed, {summary.reused} reused (moved or copied), "
@@ -74,9 +103,25 @@ def cmd_index(args) -> int:
     return 0
 
 
+def _photo(path: str) -> str:
+    """``path`` when it is a regular file, else :class:`SFEError` in one line (before any model loads) that says
+    what it is instead (a FIFO, a device, a folder: never opened)."""
+    from ..data.files import NotRegularFileError, regular_stat
+
+    try:
+        regular_stat(path)
+    except FileNotFoundError:
+        raise SFEError(f"the photo {show(path)} does not exist") from None
+    except NotRegularFileError as exc:
+        raise SFEError(f"the photo {show(path)} is {exc.strerror}") from None
+    return path
+
+
 def cmd_search(args) -> int:
     if sum(x is not None for x in (args.query, args.image, args.similar)) != 1:
         raise SFEError("give exactly one of a text query, --image PHOTO or --similar PHOTO")
+    if args.image or args.similar:
+        _photo(args.image or args.similar)
     with _collection(args) as col:
         if args.image:
             results = col.search_image(args.image, top=args.top)
@@ -100,6 +145,8 @@ def cmd_explain(args) -> int:
         raise SFEError("give a photo folder (or a PHOTO and TEXT, or --pairs FILE.jsonl)")
     if (args.query is None) == (args.image is None):
         raise SFEError("give exactly one of a text query or --image PHOTO")
+    if args.image:
+        _photo(args.image)
     with _collection(args) as col:
         if args.image:
             results = col.search_image(args.image, top=args.rank, rerank_k=args.rerank_k)
@@ -157,9 +204,14 @@ def _top_option(p: argparse.ArgumentParser, default: int) -> None:
     p.add_argument("--top", type=bounded(Int(1, MAX_TOP)), default=default, help=f"results (default: {default})")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="sfe-desktop", description="Search a photo folder by meaning with SFE.")
+def build_parser(train_commands: bool = True) -> argparse.ArgumentParser:
+    """The whole command line. ``train_commands`` False leaves ``train`` and ``evaluate`` as stubs (their
+    options show the training code's defaults, which load torch): what :func:`main` does for other commands."""
+    parser = OneLineParser(
+        prog="sfe-desktop", description="Search a photo folder by meaning with SFE. "
+        "`sfe-desktop [FOLDER]` opens the desktop app (on FOLDER).")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    parser.add_argument("--version", action="version", version=f"sfe-desktop {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
 
     p = sub.add_parser("index", help="index (or update the index of) a photo folder")
@@ -208,22 +260,76 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("gui", help="open the desktop app (the default without a command)")
-    p.add_argument("gui_args", nargs=argparse.REMAINDER, help="[DIR] [--checkpoint C] [--device D]")
+    p = sub.add_parser("gui", help="open the desktop app (the default: `sfe-desktop [FOLDER]`)")
+    p.add_argument("gui_args", nargs=argparse.REMAINDER,
+                   help="[FOLDER] [--search TEXT] [--checkpoint C] [--device D]")
     p.set_defaults(func=cmd_gui)
 
-    train.register(sub)
+    if train_commands:
+        from . import train
+
+        train.register(sub)
+    else:
+        for name, text in (("train", "train an SFE model (sfe-desktop train --help)"),
+                           ("evaluate", "R@K of a checkpoint on a dataset split (sfe-desktop evaluate --help)")):
+            sub.add_parser(name, help=text, add_help=False).add_argument("rest", nargs=argparse.REMAINDER)
     return parser
+
+
+def route(argv: list[str]) -> list[str]:
+    """The arguments with ``gui`` inserted where the app is meant: no command, or a folder (or a gui option)
+    first, as in ``sfe-desktop ~/Pictures``. A first word that is neither a command nor an existing path is an
+    error (with the nearest command when it looks like a typo of one)."""
+    i = 0
+    while i < len(argv) and argv[i] in TOP_LEVEL_FLAGS:
+        i += 1
+    if i == len(argv):
+        return argv + ["gui"]
+    word = argv[i]
+    if word in COMMANDS or word in ("-h", "--help", "--version"):
+        return argv
+    if not word.startswith("-") and not os.path.exists(os.path.expanduser(word)):
+        near = difflib.get_close_matches(word, COMMANDS, n=1)
+        hint = f" (did you mean `sfe-desktop {near[0]}`?)" if near and os.sep not in word else ""
+        raise SFEError(f"{show(word)} is neither a command nor an existing folder{hint}; "
+                       "see sfe-desktop --help")
+    return argv[:i] + ["gui"] + argv[i:]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl+C so that commands stop the same way (an index run keeps
+    what it committed)."""
+
+
+def _on_sigterm(signum, _frame) -> None:
+    raise Terminated(signum)
+
+
+def _interrupted_status(exc: KeyboardInterrupt) -> int:
+    """The shell's status for a command stopped by a signal: 128 + its number."""
+    return 128 + int(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    args = parser.parse_args(argv or ["gui"])
+    try:
+        argv = route(argv)
+    except SFEError as exc:
+        error_line(exc)
+        return 2
+    i = next(i for i, a in enumerate(argv) if a not in TOP_LEVEL_FLAGS)
+    parser = build_parser(train_commands=argv[i] in TRAIN_COMMANDS)
+    if argv[i] == "gui":  # the app parses its own options (argparse.REMAINDER does not take a leading option)
+        args = parser.parse_args(argv[:i] + ["gui"])
+        args.gui_args = argv[i + 1:]
+    else:
+        args = parser.parse_args(argv)
     handler = logging.StreamHandler()
     handler.setFormatter(SafeFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING,
                         handlers=[handler])
+    if args.func is not cmd_gui and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)  # the app handles its own signals (qt/app.py)
     tune_allocator()
     try:
         return int(args.func(args) or 0)
@@ -234,6 +340,9 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         error_line(f"{where}{exc.strerror or exc}")
         return 2
+    except KeyboardInterrupt as exc:
+        print("\ninterrupted", file=sys.stderr)
+        return _interrupted_status(exc)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,8 +8,6 @@ crashed CPython ("none_dealloc").
 """
 from __future__ import annotations
 
-import math
-import os
 import textwrap
 import threading
 from contextlib import contextmanager
@@ -20,7 +18,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .types import Concepts, Explanation, GraphEdge, GraphNode, NeighbourGraph
+from .graph_plot import GraphRoles, draw_graph
+from .types import Concepts, Explanation, NeighbourGraph
 
 LIGHT = {"bg": "#ffffff", "fg": "#202124", "grid": "#9aa0a6"}
 DARK = {"bg": "#2b2b2b", "fg": "#e8e8e8", "grid": "#8a8a8a"}
@@ -44,6 +43,12 @@ def _finish(fig: Figure, theme: dict) -> None:
             text.set_color(theme["fg"])
     for text in fig.texts:
         text.set_color(theme["fg"])
+
+
+def _finish_colours(fig: Figure, theme: dict) -> None:
+    fig.set_facecolor(theme["bg"])
+    for ax in fig.axes:
+        ax.set_facecolor(theme["bg"])
 
 
 def _message(fig: Figure, text: str, theme: dict) -> None:
@@ -111,9 +116,9 @@ def draw_concepts(fig: Figure, concepts: Concepts, theme: dict = LIGHT) -> None:
         for (i, j), v in np.ndenumerate(mat):
             ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
                     color="black" if v > cut else "white")
-    ax.set_title("Concept co-occurrence", fontsize=10)
+    ax.set_title("How often two concepts are named in one training caption", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
-    for row, (fired, title, colour) in enumerate([(concepts.text, "Fired for the query", KIND_STYLE["text"][0]),
+    for row, (fired, title, colour) in enumerate([(concepts.text, "Fired for the text", KIND_STYLE["text"][0]),
                                                    (concepts.image, "Fired for the photo", KIND_STYLE["image"][0])]):
         bar_ax = fig.add_subplot(grid[1, row])
         items = sorted(fired, key=lambda c: -float(c.weight))[:8]
@@ -122,6 +127,7 @@ def draw_concepts(fig: Figure, concepts: Concepts, theme: dict = LIGHT) -> None:
             bar_ax.barh(labels, [float(c.weight) for c in items][::-1], color=colour)
             bar_ax.tick_params(axis="y", labelsize=8)
             bar_ax.tick_params(axis="x", labelsize=7)
+            bar_ax.set_xlabel("share of the concept cue", fontsize=7)
         else:
             bar_ax.text(0.5, 0.5, "none", ha="center", va="center", transform=bar_ax.transAxes,
                         color=theme["fg"])
@@ -129,109 +135,6 @@ def draw_concepts(fig: Figure, concepts: Concepts, theme: dict = LIGHT) -> None:
             bar_ax.set_yticks([])
         bar_ax.set_title(title, fontsize=9)
     _finish(fig, theme)
-
-
-def graph_layout(nodes: list[GraphNode], edges: list[GraphEdge]) -> dict[str, tuple[float, float]]:
-    """Radial tree layout: the query at the centre, each node on the ring of its hop distance from the query
-    (breadth-first, ring k at radius k), inside an angular sector that grows with the leaves below it;
-    unreachable nodes on the outermost ring."""
-    ids = [n.id for n in nodes]
-    if not ids:
-        return {}
-    query = next((n.id for n in nodes if n.kind == "query"), ids[0])
-    adjacent: dict[str, list[str]] = {i: [] for i in ids}
-    for e in sorted(edges, key=lambda e: -float(e.weight)):
-        a, b = e.source, e.target
-        if a in adjacent and b in adjacent and a != b:
-            adjacent[a].append(b)
-            adjacent[b].append(a)
-    children: dict[str, list[str]] = {i: [] for i in ids}
-    depth = {query: 0}
-    order = [query]
-    for node in order:  # breadth-first; ``order`` grows while iterating
-        for nxt in adjacent[node]:
-            if nxt not in depth:
-                depth[nxt] = depth[node] + 1
-                children[node].append(nxt)
-                order.append(nxt)
-    orphans = [i for i in ids if i not in depth]
-    max_depth = max(depth.values()) + (1 if orphans else 0)
-    leaves: dict[str, int] = {}
-    for node in reversed(order):
-        leaves[node] = sum(leaves[c] for c in children[node]) or 1
-    pos: dict[str, tuple[float, float]] = {query: (0.0, 0.0)}
-
-    def place(node: str, start: float, span: float) -> None:
-        kids = children[node]
-        total = sum(leaves[c] for c in kids) or 1
-        for child in kids:  # half equal share, half by leaves: no sector gets too thin
-            width = span * (0.5 / len(kids) + 0.5 * leaves[child] / total)
-            angle = start + width / 2
-            r = float(depth[child])
-            pos[child] = (r * math.cos(angle), r * math.sin(angle))
-            place(child, start, width)
-            start += width
-
-    place(query, math.pi / 2, 2 * math.pi)
-    for k, node in enumerate(orphans):
-        angle = 2 * math.pi * (k + 0.5) / len(orphans)
-        pos[node] = (max_depth * math.cos(angle), max_depth * math.sin(angle))
-    return pos
-
-
-def node_label(node: GraphNode, width: int = 22) -> str:
-    label = node.label or (os.path.basename(node.path) if node.path else node.id)
-    return textwrap.shorten(str(label), width, placeholder="…")
-
-
-def draw_graph(fig: Figure, graph: NeighbourGraph, theme: dict = LIGHT) -> dict[str, tuple[float, float]]:
-    """The neighbour graph: query, neighbours and cross-modal partners with weighted edges.
-
-    Returns the node positions (data coordinates) so a click can be mapped back to a node.
-    """
-    nodes, edges = list(graph.nodes), list(graph.edges)
-    if not nodes:
-        _message(fig, "No neighbours to show.", theme)
-        return {}
-    fig.clear()
-    ax = fig.add_subplot(1, 1, 1)
-    pos = graph_layout(nodes, edges)
-    weights = [float(e.weight) for e in edges] or [1.0]
-    wmin, wmax = min(weights), max(weights)
-    for e in edges:
-        if e.source not in pos or e.target not in pos:
-            continue
-        (x0, y0), (x1, y1) = pos[e.source], pos[e.target]
-        rel = (float(e.weight) - wmin) / (wmax - wmin) if wmax > wmin else 1.0
-        ax.plot([x0, x1], [y0, y1], color=theme["grid"], linewidth=0.8 + 3.2 * rel, zorder=1)
-        if len(edges) <= 40:
-            ax.text((x0 + x1) / 2, (y0 + y1) / 2, f"{float(e.weight):.2f}", fontsize=7, ha="center",
-                    va="center", color=theme["fg"], zorder=3,
-                    bbox={"boxstyle": "round,pad=0.15", "fc": theme["bg"], "ec": "none", "alpha": 0.8})
-    groups = [("query", None, "query"), ("image", True, "photo (click to open)"),
-              ("image", False, "training photo (no file here)"), ("text", None, "caption")]
-    for kind, openable, label in groups:
-        colour, marker, size = KIND_STYLE[kind]
-        members = [n for n in nodes if n.kind == kind and n.id in pos and (openable is None or bool(n.path) == openable)]
-        if not members:
-            continue
-        xs, ys = zip(*(pos[n.id] for n in members))
-        style = ({"facecolors": "none", "edgecolors": colour, "linewidths": 1.6} if openable is False  # hollow:
-                 else {"c": colour, "edgecolors": theme["fg"], "linewidths": 0.6})  # nothing to open behind it
-        ax.scatter(xs, ys, s=size, marker=marker, zorder=2, label=label, **style)
-        for n in members:
-            x, y = pos[n.id]
-            ax.annotate(node_label(n, 20), (x, y), xytext=(0, -11 if y <= 0 else 10), textcoords="offset points",
-                        ha="center", va="top" if y <= 0 else "bottom", fontsize=7.5, color=theme["fg"], zorder=4)
-    ax.margins(0.15)
-    ax.set_aspect("equal", adjustable="datalim")
-    ax.axis("off")
-    legend = ax.legend(loc="upper left", fontsize=8, frameon=False, markerscale=0.5)
-    for text in legend.get_texts():
-        text.set_color(theme["fg"])
-    ax.set_title("Nearest neighbours and their cross-modal partners (edge = similarity)", fontsize=10)
-    _finish(fig, theme)
-    return pos
 
 
 # -- rendering to pixels (any thread) ------------------------------------------------------------------------
@@ -305,19 +208,17 @@ def render_concepts(concepts: Concepts, theme: dict, width_px: int, height_px: i
         return Rendered(_pixels(fig), fig)
 
 
-def render_graph(graph: NeighbourGraph, theme: dict, width_px: int, height_px: int, dpi: float = 100.0) -> Rendered:
-    """The neighbour graph; ``info["pixels"]`` maps node id -> (x, y) in image pixels (origin top left)
-    and ``info["positions"]`` node id -> data coordinates."""
+def render_graph(graph: NeighbourGraph, theme: dict, width_px: int, height_px: int, dpi: float = 100.0,
+                 roles: GraphRoles | None = None) -> Rendered:
+    """The neighbour graph (:func:`~sfe_desktop.explanation.graph_plot.draw_graph`); ``info["pixels"]`` maps node
+    id -> (x, y) in image pixels (origin top left), ``info["boxes"]`` node id -> (x0, y0, x1, y1) of its marker and
+    label (what hover and clicks hit), ``info["other_boxes"]`` the title's and the legend's."""
     with agg_figure(width_px, height_px, dpi) as fig:
-        pos = draw_graph(fig, graph, theme)
+        drawing = draw_graph(fig, graph, theme, roles)
+        _finish_colours(fig, theme)
         rgba = _pixels(fig)
-        pixels: dict[str, tuple[float, float]] = {}
-        if pos and fig.axes:
-            ids = list(pos)
-            xy = fig.axes[0].transData.transform(np.array([pos[i] for i in ids], dtype=float))
-            height = rgba.shape[0]
-            pixels = {i: (float(x), float(height - y)) for i, (x, y) in zip(ids, xy)}
-    return Rendered(rgba, fig, None, {"positions": pos, "pixels": pixels})
+    return Rendered(rgba, fig, None, {"pixels": drawing.positions, "boxes": drawing.boxes,
+                                      "other_boxes": drawing.other_boxes})
 
 
 def describe(fig: Figure) -> list[dict]:

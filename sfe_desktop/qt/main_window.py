@@ -1,4 +1,11 @@
-"""QtMainWindow: search box, results grid, explanation panel, indexing progress and menus."""
+"""QtMainWindow: search box, library and results, built-in viewer, explanation panel, indexing progress, menus.
+
+The result pane shows one :class:`~sfe_desktop.qt.history.Page` at a time: the library (every indexed photo, by
+date taken) while the search box is empty, else the results of a search by text, by a photo (its captions, the
+photo above them) or for similar photos. Pages go into a Back/Forward history. The sort and filter controls
+arrange the page's results (:mod:`sfe_desktop.search.browse`); the model's confidence separates strong matches
+from weak ones, and a search that matches nothing says so.
+"""
 from __future__ import annotations
 
 import logging
@@ -7,25 +14,34 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-
-from PySide6.QtCore import QSettings, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import (QEvent, QItemSelectionModel, QModelIndex, QSettings, QSize, QStandardPaths, Qt, QThreadPool, QTimer, QUrl,
+                            Signal)
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QIcon
-from PySide6.QtWidgets import (QAbstractItemView, QApplication, QFileDialog, QLabel, QListView, QMainWindow, QMenu,
-                               QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QApplication, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMenu, QPushButton,
+                               QSplitter, QStackedWidget, QToolButton, QVBoxLayout, QWidget)
 
 from ..data.images import IMAGE_EXTENSIONS
-from ..search.types import IMAGE_TO_IMAGE, IMAGE_TO_TEXT, TEXT_TO_IMAGE, IndexSummary, Result
+from ..explanation.graph_plot import GraphRoles
+from ..search.browse import nothing_matches, subfolders
+from ..search.types import IMAGE_TO_IMAGE, IMAGE_TO_TEXT, LIBRARY, TEXT_TO_IMAGE, IndexSummary, Result
 from .delegates import QtResultDelegate
+from .history import History, Page
 from .menus import MenuHandlers, build_menus, result_context_menu
 from .models import QtResultsModel
-from .models.results_model import ResultRole
-from .session import QtSession, RuntimeFactory, folder_problem
+from .models.results_model import ResultRole, match_line
+from .session import QtSession, RuntimeFactory
+from .startup import folder_problem
+from .texts import index_status, library_label, plural, results_label, skipped_message
 from .theme import THEMES, apply_theme
+from .widgets.browse_bar import QtBrowseBar
 from .widgets.explanation_panel import QtExplanationPanel
 from .widgets.message_bar import QtMessageBar
 from .widgets.progress import QtIndexProgress
+from .widgets.query_header import QtQueryHeader
+from .widgets.results_view import QtResultsView
 from .widgets.search_bar import QtSearchBar
 from .widgets.settings_dialog import AppSettings, QtSettingsDialog
+from .widgets.viewer import QtPhotoViewer
 
 if TYPE_CHECKING:
     from ..explanation import Explanation
@@ -34,6 +50,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 APP_NAME = "SFE Explorer"
 MAX_RECENT = 8
+LIBRARY_REFRESH_MS = 2000  # while indexing, the library view shows newly indexed photos this often
+ROLES = {TEXT_TO_IMAGE: GraphRoles("your search", "the photo"), IMAGE_TO_TEXT: GraphRoles("the caption", "your photo")}
+PLACEHOLDER = "Select a result to see why it matched."
 
 
 class QtMainWindow(QMainWindow):
@@ -42,7 +61,7 @@ class QtMainWindow(QMainWindow):
     Parameters
     ----------
     settings
-        Where preferences and recent folders persist (tests pass an INI file).
+        Where preferences, recent folders and the search history persist (tests pass an INI file).
     runtime_factory
         ``factory(checkpoint, device) -> SFERuntime``; defaults to ``SFERuntime.load``.
     checkpoint, device
@@ -50,6 +69,7 @@ class QtMainWindow(QMainWindow):
     """
 
     message_shown = Signal(str, str)  # level, text
+    page_shown = Signal(object)       # the Page now in the result pane
 
     def __init__(self, settings: QSettings | None = None, runtime_factory: RuntimeFactory | None = None,
                  checkpoint: str | None = None, device: str | None = None, icon: QIcon | None = None):
@@ -62,6 +82,11 @@ class QtMainWindow(QMainWindow):
             self.prefs.device = device
         self.url_opener: Callable[[QUrl], bool] = QDesktopServices.openUrl
         self.session = QtSession(runtime_factory, self)
+        self.history = History()
+        self.page: Page | None = None
+        self._pending: tuple[str, str] | None = None  # (direction, query) asked for before searching was possible
+        self._rerun: tuple[str, str] | None = None    # a search re-run after indexing: replaces its page
+        self._sorts = {"library": "newest", "search": "relevance"}
         self.setWindowTitle(APP_NAME)
         if icon is not None:
             self.setWindowIcon(icon)
@@ -71,36 +96,64 @@ class QtMainWindow(QMainWindow):
         self._connect_session()
         self.theme = str(self.qsettings.value("view/theme", "system"))
         self.dark = False
+        self._sync_actions()
         QTimer.singleShot(0, self._load_runtime)  # after the window is shown
 
     # -- layout --------------------------------------------------------------------------------
     def _build_ui(self) -> None:
         self.message_bar = QtMessageBar()
         self.search_bar = QtSearchBar()
+        self.search_bar.set_history(self._saved_history())
+        self.back_button, self.forward_button = QToolButton(), QToolButton()
+        for button, arrow, tip in ((self.back_button, Qt.LeftArrow, "Back (Alt+Left)"),
+                                   (self.forward_button, Qt.RightArrow, "Forward (Alt+Right)")):
+            button.setArrowType(arrow)
+            button.setToolTip(tip)
+            button.setAutoRaise(True)
+            button.setFocusPolicy(Qt.NoFocus)
         self.progress = QtIndexProgress()
         self.progress.hide()
-        self.results_label = QLabel("Open a folder of photos to start (File → Open folder…, Ctrl+O, "
-                                    "or drop a folder here).")
-        self.results_label.setWordWrap(True)
+        self.browse = QtBrowseBar()
+        self.results_label = self.browse.label
+        self.results_label.setText("Open a folder of photos to start (File → Open folder…, Ctrl+O, "
+                                   "or drop a folder here).")
         self.model = QtResultsModel(thumb_size=320, parent=self)
         self.delegate = QtResultDelegate(tile=160, parent=self)
-        self.view = QListView()
+        self.view = QtResultsView(self.delegate)
         self.view.setModel(self.model)
-        self.view.setItemDelegate(self.delegate)
-        self.view.setSelectionMode(QAbstractItemView.SingleSelection)
-        self.view.setUniformItemSizes(True)
-        self.view.setMouseTracking(True)
-        self.view.setContextMenuPolicy(Qt.CustomContextMenu)
-        self.view.setVerticalScrollMode(QAbstractItemView.ScrollPerPixel)
-        self._set_grid_mode(True)
+        self.photo_pool = QThreadPool(self)  # the viewer's and the header's photos (the grid's pool is cleared)
+        self.photo_pool.setMaxThreadCount(2)
+        self.header = QtQueryHeader(self.photo_pool)
+        self.header.hide()
+        self.no_match = QWidget()
+        self.no_match_label = QLabel()
+        self.no_match_label.setAlignment(Qt.AlignCenter)
+        self.no_match_label.setWordWrap(True)
+        self.show_closest = QPushButton("Show the closest results anyway")
+        no_match_lay = QVBoxLayout(self.no_match)
+        no_match_lay.addStretch(1)
+        no_match_lay.addWidget(self.no_match_label)
+        no_match_lay.addWidget(self.show_closest, 0, Qt.AlignHCenter)
+        no_match_lay.addStretch(2)
+        self.viewer = QtPhotoViewer(self.photo_pool)
+        self.stack = QStackedWidget()
+        for page in (self.view, self.no_match, self.viewer):
+            self.stack.addWidget(page)
         self.explanation = QtExplanationPanel()
 
+        top = QHBoxLayout()
+        top.setSpacing(2)
+        top.addWidget(self.back_button)
+        top.addWidget(self.forward_button)
+        top.addWidget(self.search_bar, 1)
         left = QWidget()
         lay = QVBoxLayout(left)
         lay.setContentsMargins(8, 8, 4, 4)
-        for w in (self.message_bar, self.search_bar, self.progress, self.results_label):
+        lay.addWidget(self.message_bar)
+        lay.addLayout(top)
+        for w in (self.progress, self.browse, self.header):
             lay.addWidget(w)
-        lay.addWidget(self.view, 1)
+        lay.addWidget(self.stack, 1)
         self.splitter = QSplitter(Qt.Horizontal)
         self.splitter.addWidget(left)
         self.splitter.addWidget(self.explanation)
@@ -113,14 +166,33 @@ class QtMainWindow(QMainWindow):
         self.device_label = QLabel("Device: —")
         self.statusBar().addPermanentWidget(self.model_label)
         self.statusBar().addPermanentWidget(self.device_label)
+        self._library_timer = QTimer(self)
+        self._library_timer.setInterval(LIBRARY_REFRESH_MS)
+        self._library_timer.timeout.connect(self._refresh_library_while_indexing)
 
         self.search_bar.search_requested.connect(self.search)
+        self.search_bar.photo_requested.connect(self.find_captions)
         self.search_bar.cleared.connect(self.clear_search)
+        self.back_button.clicked.connect(self.go_back)
+        self.forward_button.clicked.connect(self.go_forward)
         self.progress.cancel_requested.connect(self.session.cancel_indexing)
+        self.browse.changed.connect(self._on_arrangement_changed)
         self.view.selectionModel().currentChanged.connect(self._on_current_changed)
-        self.view.activated.connect(self._on_activated)
+        self.view.selectionModel().selectionChanged.connect(lambda *_: self._sync_actions())
+        self.view.open_requested.connect(self._on_open_requested)
+        self.view.copy_requested.connect(self.copy_paths)
         self.view.customContextMenuRequested.connect(self._context_menu)
-        self.explanation.graph.photo_clicked.connect(self.open_photo)
+        self.show_closest.clicked.connect(self._show_weak)
+        self.header.view_requested.connect(self.view_photo)
+        self.header.other_search.connect(lambda kind, path: (self.find_similar if kind == IMAGE_TO_IMAGE
+                                                             else self.find_captions)(path))
+        self.viewer.step.connect(self._viewer_step)
+        self.viewer.closed.connect(self.close_viewer)
+        self.viewer.open_external.connect(self.open_photo)
+        self.explanation.graph.photo_clicked.connect(self.select_photo)
+        self.explanation.graph.caption_clicked.connect(self.search_for)
+        for widget in (self, self.view.viewport(), self.viewer.canvas, self.no_match):
+            widget.installEventFilter(self)  # the mouse's back and forward buttons
 
         screen = QGuiApplication.primaryScreen()
         avail = screen.availableGeometry().size() if screen else QSize(1600, 1000)
@@ -133,22 +205,27 @@ class QtMainWindow(QMainWindow):
     def _build_menus(self) -> None:
         self.actions = build_menus(self, self.menuBar(), MenuHandlers(
             open_folder=self.open_folder_dialog, export_results=self.export_results,
-            reindex=lambda: self.session.start_indexing(), cancel_indexing=self.session.cancel_indexing,
-            open_settings=self.open_settings, quit=self.close,
+            export_selection=self.export_selection, copy_paths=self.copy_paths, go_back=self.go_back,
+            go_forward=self.go_forward, reindex=lambda: self.session.start_indexing(),
+            cancel_indexing=self.session.cancel_indexing, open_settings=self.open_settings, quit=self.close,
             find=lambda: (self.search_bar.setFocus(), self.search_bar.selectAll()), clear_search=self.clear_search,
             set_theme=self.set_theme, toggle_dark=lambda: self.set_theme("light" if self.dark else "dark"),
             toggle_explanation=lambda: self.explanation.setVisible(not self.explanation.isVisible())))
         self._rebuild_recent_menu()
 
-    def _set_grid_mode(self, grid: bool) -> None:
-        self.delegate.caption_mode = not grid
-        self.view.setViewMode(QListView.IconMode if grid else QListView.ListMode)
-        self.view.setFlow(QListView.LeftToRight if grid else QListView.TopToBottom)
-        self.view.setWrapping(grid)
-        self.view.setResizeMode(QListView.Adjust)
-        self.view.setMovement(QListView.Static)
-        self.view.setSpacing(4 if grid else 0)
-        self.view.setWordWrap(True)
+    def _sync_actions(self) -> None:
+        """Enable what can be done now: nothing about a folder without one, Cancel only while indexing."""
+        has_folder = self.session.folder is not None
+        shown = self.model.rowCount() > 0
+        self.actions.export.setEnabled(has_folder)
+        self.actions.export_selection.setEnabled(shown and bool(self.view.selectionModel().selectedIndexes()))
+        self.actions.copy_paths.setEnabled(shown)
+        self.actions.reindex.setEnabled(self.session.collection is not None and not self.session.indexing)
+        self.actions.cancel.setEnabled(self.session.indexing)
+        self.actions.back.setEnabled(self.history.can_back())
+        self.actions.forward.setEnabled(self.history.can_forward())
+        self.back_button.setEnabled(self.history.can_back())
+        self.forward_button.setEnabled(self.history.can_forward())
 
     # -- messages ------------------------------------------------------------------------------
     def show_message(self, text: str, level: str = "error") -> None:
@@ -170,9 +247,12 @@ class QtMainWindow(QMainWindow):
         s.index_finished.connect(self._on_index_finished)
         s.index_failed.connect(self._on_index_failed)
         s.results_ready.connect(self._on_results)
-        s.search_failed.connect(lambda m: self.show_message(f"Search failed: {m}"))
+        s.search_failed.connect(self._on_search_failed)
         s.explanation_ready.connect(self._on_explanation)
+        s.similar_ready.connect(self._on_similar)
         s.explanation_failed.connect(lambda m: self.explanation.show_placeholder(f"No explanation: {m}"))
+        s.library_ready.connect(self._on_library)
+        s.library_failed.connect(lambda m: self.show_message(f"Could not list the photos: {m}"))
 
     def _load_runtime(self) -> None:
         self.model_label.setText("Model: loading…")
@@ -195,6 +275,7 @@ class QtMainWindow(QMainWindow):
     def _on_runtime_failed(self, message: str) -> None:
         self.model_label.setText("Model: not loaded")
         self.progress.hide()
+        self._pending = None
         self.show_message(f"Could not load the model: {message} Choose another checkpoint in "
                           "Settings (File → Settings…).")
 
@@ -216,17 +297,21 @@ class QtMainWindow(QMainWindow):
         self._add_recent(folder)
         self.setWindowTitle(f"{Path(folder).name or folder} — {APP_NAME}")
         self.model.resolve = None
-        self.model.clear()
-        self.explanation.show_placeholder("Select a result to see why it matched.")
+        self.history.clear()
+        self.browse.reset_filters()
+        self.close_viewer()
         self.session.open_folder(folder)
+        self._show_page(Page(LIBRARY), push=True)
         self.progress.start(folder)
         if self.session.runtime is None:
             self.progress.label.setText("Waiting for the model to load…")
         self.results_label.setText(f"Indexing {folder}… you can search what is indexed so far.")
+        self._sync_actions()
         return True
 
     def _on_folder_failed(self, message: str) -> None:
         self.progress.hide()
+        self._pending = None
         self.show_message(f"Could not open the folder: {message}")
 
     def _on_collection_opened(self, folder: str) -> None:
@@ -240,31 +325,55 @@ class QtMainWindow(QMainWindow):
             self.results_label.setText(f"Searching the existing index of {folder}.")
             self.show_message("This folder's index is read-only: searches use it as it is, and new or changed "
                               "photos are not indexed.", "info")
+        else:
+            self._library_timer.start()  # the library grows while the folder is indexed
+        self.session.load_library()
+        self._sync_actions()
+        if self._pending is not None:  # asked for while the model loaded or the folder opened
+            (kind, query), self._pending = self._pending, None
+            self._query(kind, query)
+
+    def _refresh_library_while_indexing(self) -> None:
+        if not self.session.indexing:
+            self._library_timer.stop()
+        elif self.page is not None and self.page.is_library and self.stack.currentWidget() is not self.viewer:
+            self.session.load_library()
 
     def _on_index_finished(self, summary: IndexSummary | None) -> None:
         self.progress.hide()
+        self._library_timer.stop()
+        QTimer.singleShot(0, self._sync_actions)  # once the session has let go of its index worker
         if summary is None or getattr(summary, "cancelled", False):
             done = getattr(summary, "searchable", 0) if summary else 0
-            self.results_label.setText(f"Indexing cancelled; {done:,} photos are searchable.")
-            self._status("Indexing cancelled — what was indexed is kept.", 6000)
-            return
-        self.results_label.setText(f"{summary.searchable:,} photos indexed in {Path(self.session.folder or '').name}. "
-                                   "Type a description and press Enter.")
-        self._status(f"Indexed {summary.indexed:,} new, reused {summary.reused:,}, removed {summary.removed:,} "
-                     f"in {summary.seconds:.1f} s", 8000)
-        if summary.total == 0:
-            self.show_message("No photos were found in this folder (JPEG, PNG, WebP, BMP, GIF, TIFF).", "warning")
-        elif summary.skipped:
-            self.show_message(f"{summary.skipped:,} of {summary.total:,} files could not be read and were "
-                              "skipped.", "warning")
+            self._status(f"Indexing cancelled: {plural(done, 'photo')} searchable; what was indexed is kept.")
+        else:
+            self._status(index_status(summary))
+            if summary.total == 0:
+                self.show_message("No photos were found in this folder (JPEG, PNG, WebP, BMP, GIF, TIFF).",
+                                  "warning")
+            elif summary.skipped:
+                self.show_message(skipped_message(self.session.skipped, summary.total), "warning")
+        self._refresh_page()
+
+    def _refresh_page(self) -> None:
+        """Bring the page up to date with the index: the library listed again, a search run again."""
+        page = self.page
+        if page is None or page.is_library:
+            self.session.load_library()
+        elif page.query:
+            self._rerun = (page.kind, page.query)
+            self._query(page.kind, page.query, remember=False)
 
     def _on_index_failed(self, message: str) -> None:
         self.progress.hide()
+        self._library_timer.stop()
+        QTimer.singleShot(0, self._sync_actions)
         self.show_message(f"Indexing failed: {message}")
 
+    # -- recent folders ------------------------------------------------------------------------
     def _add_recent(self, folder: str) -> None:
-        recent = [f for f in self.recent_folders() if f != folder]
-        self.qsettings.setValue("recent/folders", [folder] + recent[: MAX_RECENT - 1])
+        recent = [folder] + [f for f in self.recent_folders() if f != folder]
+        self.qsettings.setValue("recent/folders", recent[:MAX_RECENT])
         self._rebuild_recent_menu()
 
     def recent_folders(self) -> list[str]:
@@ -280,87 +389,288 @@ class QtMainWindow(QMainWindow):
             menu.addAction(folder, lambda f=folder: self.open_folder(f))
         menu.setEnabled(bool(self.recent_folders()))
 
+    def _saved_history(self) -> list[str]:
+        value = self.qsettings.value("search/history", [])
+        return [value] if isinstance(value, str) else [str(v) for v in (value or [])]
+
     # -- searching -----------------------------------------------------------------------------
-    def _can_query(self) -> bool:
-        if self.session.collection is not None:
-            return True
-        if self.session.folder and (self.session.loading_runtime or self.session.pending_folder):
-            self.show_message("The model is still loading; try again in a moment.", "info")
-        elif self.session.folder and self.session.runtime is not None:
-            self.show_message("The folder is still being opened; try again in a moment.", "info")
-        else:
+    def _query(self, kind: str, query: str, remember: bool = True) -> None:
+        """Run a search now, or once the folder can be searched (the model may still be loading)."""
+        if self.session.collection is None:
+            if self.session.folder:  # the model is loading, or the folder is being opened
+                self._pending = (kind, query)
+                what = f"“{query}”" if kind == TEXT_TO_IMAGE else Path(query).name
+                waiting = "the model has loaded" if self.session.runtime is None else "the folder is open"
+                self.show_message(f"Searching for {what} as soon as {waiting}…", "info")
+                self.results_label.setText(f"Waiting to search for {what}…")
+                return
             self.show_message("Open a photo folder before searching (File → Open folder…, Ctrl+O).")
-        return False
+            return
+        if remember and kind == TEXT_TO_IMAGE:
+            self.search_bar.remember(query)
+            self.qsettings.setValue("search/history", self.search_bar.history)
+        top = self.prefs.top_k
+        if kind == TEXT_TO_IMAGE:
+            self.results_label.setText(f"Searching for “{query}”…")
+            self.session.search_text(query, top)
+        elif kind == IMAGE_TO_TEXT:
+            self.results_label.setText(f"Finding captions for {Path(query).name}…")
+            self.session.search_image(query, top)
+        else:
+            self.results_label.setText(f"Finding photos similar to {Path(query).name}…")
+            self.session.similar(query, top)
 
     def search(self, text: str | None = None) -> None:
-        text = (self.search_bar.text() if text is None else text).strip()
+        text = " ".join((self.search_bar.text() if text is None else text).split())
         if not text:
             self.clear_search()
             return
-        if self._can_query():
-            self.results_label.setText(f"Searching for “{text}”…")
-            self.session.search_text(text, self.prefs.top_k)
+        self._query(TEXT_TO_IMAGE, text)
 
     def find_captions(self, photo: str) -> None:
-        if self._can_query():
-            self.results_label.setText(f"Finding captions for {Path(photo).name}…")
-            self.session.search_image(photo, self.prefs.top_k)
+        self._query(IMAGE_TO_TEXT, os.path.abspath(photo))
 
     def find_similar(self, photo: str) -> None:
-        if self._can_query():
-            self.results_label.setText(f"Finding photos similar to {Path(photo).name}…")
-            self.session.similar(photo, self.prefs.top_k)
-
-    def clear_search(self) -> None:
-        self.search_bar.clear()
-        self.model.clear()
-        self.explanation.show_placeholder("Select a result to see why it matched.")
-        if self.message_bar.level in ("info", "warning"):
-            self.message_bar.dismiss()
+        self._query(IMAGE_TO_IMAGE, os.path.abspath(photo))
 
     def search_for(self, text: str) -> None:
         """Put ``text`` in the search box and search for it."""
         self.search_bar.setText(text)
         self.search(text)
 
-    def _on_results(self, direction: str, query: str, results: list[Result]) -> None:
-        self._set_grid_mode(direction != IMAGE_TO_TEXT)
-        self.model.set_results(results)
-        self.explanation.show_placeholder("Select a result to see why it matched.")
-        what = {TEXT_TO_IMAGE: f"photos for “{query}”", IMAGE_TO_TEXT: f"captions for {Path(query).name}",
-                IMAGE_TO_IMAGE: f"photos similar to {Path(query).name}"}[direction]
-        if not results:
-            hint = " Indexing is still running; try again when it finishes." if self.session.indexing else ""
-            self.results_label.setText(f"No {what}.")
-            self.show_message(f"No results: nothing matched {what.split(' ', 1)[1]}.{hint}", "info")
+    def clear_search(self) -> None:
+        """Esc, or an empty query: the library again, the status line and notices cleared."""
+        self.search_bar.clear()
+        self._pending = None
+        self.statusBar().clearMessage()
+        if self.message_bar.level in ("info", "warning"):
+            self.message_bar.dismiss()
+        if self.stack.currentWidget() is self.viewer:
+            self.close_viewer()
+        if self.session.folder is None:
+            self.model.clear()
+            self.explanation.show_placeholder(PLACEHOLDER)
             return
+        if self.page is not None and self.page.is_library:
+            self._show_page(self.page, push=False)
+        else:
+            self._show_page(Page(LIBRARY, results=self._library_results()), push=True)
+            self.session.load_library()
+
+    def _library_results(self) -> list[Result]:
+        return next((p.results for p in reversed(self.history.pages) if p.is_library), [])
+
+    def _on_search_failed(self, message: str) -> None:
+        self._rerun = None
+        self.show_message(f"Search failed: {message}")
+
+    def _on_results(self, direction: str, query: str, results: list[Result]) -> None:
+        log.info("%s search for %r: %d results", direction, query, len(results))
+        page = Page(direction, query, list(results))
+        replace = self._rerun == (direction, query) and self.page is not None and self.page.same_search(
+            direction, query)
+        self._rerun = None
+        if replace:
+            page.show_weak = self.page.show_weak
         if self.message_bar.level == "info":
             self.message_bar.dismiss()
-        self.results_label.setText(f"{len(results):,} {what}")
-        self.view.setFocus()
+        self._show_page(page, push=not replace)
+        if not results:
+            hint = " Indexing is still running; try again when it finishes." if self.session.indexing else ""
+            self.show_message(f"No results: nothing was found {self._what(page)}.{hint}", "info")
 
-    # -- selection and explanation ---------------------------------------------------------------
+    @staticmethod
+    def _what(page: Page) -> str:
+        return {TEXT_TO_IMAGE: f"for “{page.query}”", IMAGE_TO_TEXT: f"for {Path(page.query).name}",
+                IMAGE_TO_IMAGE: f"similar to {Path(page.query).name}"}.get(page.kind, "")
+
+    def _on_library(self, results: list[Result]) -> None:
+        if self.page is None or not self.page.is_library:
+            for page in self.history.pages:  # kept for Back
+                if page.is_library:
+                    page.results = results
+            return
+        self.page.results = results
+        self._show_page(self.page, push=False)
+
+    # -- the result pane -----------------------------------------------------------------------
+    def _show_page(self, page: Page, push: bool) -> None:
+        """Show ``page`` in the result pane (``push``: as a new step of the history, else in place)."""
+        if push:
+            self.history.push(page)
+            self.close_viewer()
+        else:
+            self.history.replace(page)
+        previous, self.page = self.page, page
+        kind = "library" if page.is_library else "search"
+        if previous is None or previous.is_library != page.is_library or previous.kind != page.kind:
+            self.browse.set_sort(self._sorts[kind] if page.kind != IMAGE_TO_TEXT else "relevance")
+        if page.kind == TEXT_TO_IMAGE:
+            self.search_bar.setText(page.query)
+        elif not self.search_bar.hasFocus() or page.kind in (IMAGE_TO_TEXT, IMAGE_TO_IMAGE):
+            self.search_bar.clear()  # the box never shows an earlier text beside a photo's results
+        photos = page.kind != IMAGE_TO_TEXT
+        self.browse.set_photo_controls(photos, relevance=not page.is_library)
+        self.browse.set_folders(subfolders(page.results, self.session.folder or "") if photos else [])
+        if page.kind in (IMAGE_TO_TEXT, IMAGE_TO_IMAGE):
+            self.header.show_query(page.kind, page.query, len(page.results))
+        else:
+            self.header.hide()
+        self._arrange(keep_current=not push)
+        if push:
+            self.view.scrollToTop()  # a new page starts at its best (or newest) result
+        self._sync_actions()
+        self.page_shown.emit(page)
+
+    def _arrange(self, keep_current: bool = True) -> None:
+        """Fill the view with the page's results as the sort and filter controls say (``keep_current``: the
+        current photo or caption stays current where it is still listed)."""
+        page = self.page
+        if page is None:
+            return
+        arrangement = self.browse.arrangement()
+        shown = arrangement.apply(page.results, self.session.folder or "")
+        if page.is_library:
+            self.results_label.setText(library_label(self.session.folder or "", len(page.results), len(shown),
+                                                     arrangement.filters(), self.session.indexing))
+        elif page.results:
+            self.results_label.setText(results_label(page.kind, page.query, page.results, len(shown),
+                                                     arrangement.filters()))
+        else:
+            self.results_label.setText(f"Nothing {self._what(page)}.")
+        self.view.set_grid_mode(page.kind != IMAGE_TO_TEXT)
+        current = self.view.currentIndex().data(ResultRole) if keep_current else None
+        keep = current.path or current.caption if current is not None else None
+        if self.stack.currentWidget() is not self.viewer:
+            matches_nothing = nothing_matches(page.results) and not page.show_weak
+            self.stack.setCurrentWidget(self.no_match if matches_nothing else self.view)
+            if matches_nothing:
+                self.no_match_label.setText(
+                    f"<h2>Nothing matches {self._what(page).removeprefix('for ')}.</h2>"
+                    f"The model is less than 50% sure of every one of the {plural(len(page.results), 'result')}."
+                    " Try other words, or look at the closest ones anyway.")
+                shown = []
+        self.model.set_results(shown)
+        row = next((i for i, r in enumerate(shown) if keep and (r.path or r.caption) == keep), None)
+        if row is not None:
+            self.view.setCurrentIndex(self.model.index(row))
+        else:
+            self.explanation.show_placeholder(PLACEHOLDER if shown else "")
+        self._sync_actions()
+
+    def _on_arrangement_changed(self) -> None:
+        if self.page is not None and self.page.kind != IMAGE_TO_TEXT:
+            self._sorts["library" if self.page.is_library else "search"] = self.browse.arrangement().sort
+        self._arrange()
+
+    def _show_weak(self) -> None:
+        if self.page is not None:
+            self.page.show_weak = True
+            self._arrange()
+
+    def go_back(self) -> None:
+        self._go(self.history.back())
+
+    def go_forward(self) -> None:
+        self._go(self.history.forward())
+
+    def _go(self, page: Page | None) -> None:
+        if page is None:
+            return
+        self.close_viewer()
+        self._show_page(page, push=False)
+        if page.is_library:  # photos may have been indexed since
+            self.session.load_library()
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt API
+        if event.type() == QEvent.MouseButtonPress and event.button() in (Qt.BackButton, Qt.ForwardButton):
+            (self.go_back if event.button() == Qt.BackButton else self.go_forward)()
+            return True
+        return super().eventFilter(watched, event)
+
+    # -- selection, viewer and explanation -------------------------------------------------------
     def _on_current_changed(self, current, _previous) -> None:
         result = current.data(ResultRole) if current.isValid() else None
         if result is None or self.session.collection is None:
             return
+        if result.direction == LIBRARY:
+            self.explanation.show_placeholder(
+                f"{os.path.basename(result.path or '')}\n\nSearch for something to see why a photo matches it.")
+            return
         self.explanation.show_placeholder("Computing the explanation…")
         self.session.explain(result)
 
-    def _on_explanation(self, result: Result, explanation: Explanation, image: np.ndarray | None) -> None:
+    def _title(self, result: Result) -> str:
         if result.direction == IMAGE_TO_TEXT:
-            title, query = result.caption or "", Path(result.query).name
+            name, query = f"“{result.caption}”", Path(result.query).name
         else:
-            title = os.path.basename(result.path or "")
-            query = result.query if result.direction == TEXT_TO_IMAGE else Path(result.query).name
-        self.explanation.set_explanation(
-            explanation, image, f"<b>{title}</b> — score {result.score:.3f} (step 1: {result.step1:.3f}) "
-                                f"for “{query}”")
+            name = os.path.basename(result.path or "")
+            query = f"“{result.query}”" if result.direction == TEXT_TO_IMAGE else Path(result.query).name
+        how = (f"{'strong' if result.confidence >= 0.5 else 'weak'} match, {result.confidence:.0%} confidence"
+               if result.confidence is not None else f"score {result.score:.2f}")
+        return f"<b>{name}</b> — {how} for {query}"
 
-    def _on_activated(self, index) -> None:
+    def _on_explanation(self, result: Result, explanation: Explanation, image: np.ndarray | None) -> None:
+        self.explanation.set_explanation(explanation, image, self._title(result), match_line(result),
+                                         ROLES.get(result.direction))
+        self.viewer.set_heatmap(explanation.photo, explanation.heatmap, explanation.grid)
+
+    def _on_similar(self, result: Result, images) -> None:
+        self.explanation.show_similar(result.query, result.path or "", result.score, images, self._title(result),
+                                      match_line(result))
+
+    def _on_open_requested(self, index: QModelIndex) -> None:
         result = index.data(ResultRole)
-        if result is not None and result.path:
-            self.open_photo(result.path)
+        if result is None:
+            return
+        if result.path:
+            self.open_viewer(index)
+        elif result.caption:
+            self.search_for(result.caption)
+
+    def open_viewer(self, index: QModelIndex) -> None:
+        """Show the photo of ``index`` in the built-in viewer (← → step through the results, Esc back)."""
+        self.view.setCurrentIndex(index)
+        self.viewer.show_result(index.data(ResultRole), index.row() + 1, self.model.rowCount())
+        self.stack.setCurrentWidget(self.viewer)
+        self.viewer.setFocus()
+
+    def view_photo(self, path: str) -> None:
+        """The viewer on ``path``: its result when it is listed, else the photo alone."""
+        row = next((i for i, r in enumerate(self.model.results()) if r.path == path), None)
+        if row is not None:
+            self.open_viewer(self.model.index(row))
+            return
+        self.viewer.show_result(Result(1, 0.0, 0.0, LIBRARY, "", path=path), 1, 1)
+        self.stack.setCurrentWidget(self.viewer)
+        self.viewer.setFocus()
+
+    def _viewer_step(self, step: int) -> None:
+        row = self.view.currentIndex().row() + step
+        if self.stack.currentWidget() is self.viewer and 0 <= row < self.model.rowCount():
+            index = self.model.index(row)
+            if index.data(ResultRole).path:
+                self.open_viewer(index)
+
+    def close_viewer(self) -> None:
+        if self.stack.currentWidget() is not self.viewer:
+            return
+        self.stack.setCurrentWidget(self.view)
+        if self.view.currentIndex().isValid():
+            self.view.scrollTo(self.view.currentIndex())
+        self.view.setFocus()
+
+    def select_photo(self, path: str) -> None:
+        """Select ``path`` in the results (a photo node of the graph was clicked), or view it if not listed."""
+        row = next((i for i, r in enumerate(self.model.results()) if r.path == path), None)
+        if row is None:
+            self.view_photo(path)
+            return
+        index = self.model.index(row)
+        if index != self.view.currentIndex():
+            self.view.setCurrentIndex(index)
+        self.view.selectionModel().select(index, QItemSelectionModel.ClearAndSelect)
+        self.view.scrollTo(index)
 
     def current_result(self) -> Result | None:
         return self.view.currentIndex().data(ResultRole)
@@ -377,21 +687,55 @@ class QtMainWindow(QMainWindow):
         QApplication.clipboard().setText(text)
         self._status("Copied to the clipboard.", 3000)
 
+    def copy_paths(self) -> None:
+        """Copy the selected photos' paths (one per line; captions when captions are listed)."""
+        chosen = self.view.selected_results()
+        lines = [r.path or r.caption or "" for r in chosen]
+        if not lines:
+            self._status("Nothing selected to copy.", 3000)
+            return
+        QApplication.clipboard().setText("\n".join(lines))
+        what = "path" if chosen[0].path else "caption"
+        self._status(f"Copied {plural(len(lines), what)} to the clipboard.", 4000)
+
     def _context_menu(self, pos) -> None:
         index = self.view.indexAt(pos)
-        if index.isValid():
-            menu: QMenu = result_context_menu(self, self, index.data(ResultRole))
-            menu.exec(self.view.viewport().mapToGlobal(pos))
+        if not index.isValid():
+            return
+        selected = self.view.selectionModel().selectedIndexes()
+        if index not in selected:
+            self.view.setCurrentIndex(index)
+            selected = [index]
+        menu: QMenu = result_context_menu(self, self, index.data(ResultRole), len(selected))
+        menu.exec(self.view.viewport().mapToGlobal(pos))
 
     # -- export, settings, theme -----------------------------------------------------------------
     def export_results(self, path: str | None = None) -> bool:
-        results = self.model.results()
+        """Save the results shown (as sorted and filtered) as CSV."""
+        return self._export(self.model.results(), path, "results")
+
+    def export_selection(self, path: str | None = None) -> bool:
+        """Save the selected results as CSV."""
+        chosen = [self.model.index(i.row()).data(ResultRole)
+                  for i in sorted(self.view.selectionModel().selectedIndexes(), key=lambda i: i.row())]
+        return self._export(chosen, path, "selection")
+
+    def _export_dir(self) -> str:
+        last = str(self.qsettings.value("export/dir", "") or "")
+        if last and os.path.isdir(last):
+            return last
+        docs = QStandardPaths.writableLocation(QStandardPaths.DocumentsLocation)
+        return docs if docs and os.path.isdir(docs) else str(Path.home())
+
+    def _export(self, results: list[Result], path: str | None, what: str) -> bool:
         if not results:
-            self.show_message("Nothing to export: run a search first.", "warning")
+            self.show_message("Nothing to export: no result is selected." if what == "selection" else
+                              "Nothing to export: the list is empty. Open a folder or run a search first.",
+                              "warning")
             return False
         if path is None:
-            start = str(Path(self.session.folder or Path.home()) / "sfe-results.csv")
-            path, _ = QFileDialog.getSaveFileName(self, "Export results", start, "CSV files (*.csv)")
+            start = os.path.join(self._export_dir(), "sfe-results.csv")
+            path, _ = QFileDialog.getSaveFileName(self, f"Export {what}", start, "CSV files (*.csv)")
             if not path:
                 return False
         from ..export import write_csv
@@ -402,7 +746,8 @@ class QtMainWindow(QMainWindow):
         except Exception as exc:  # shown, never raised
             self.show_message(f"Could not export to {path}: {user_message(exc)}")
             return False
-        self._status(f"Exported {len(results):,} results to {path}", 6000)
+        self.qsettings.setValue("export/dir", os.path.dirname(os.path.abspath(path)))
+        self._status(f"Exported {plural(len(results), 'result')} to {path}", 6000)
         return True
 
     def open_settings(self) -> QtSettingsDialog:
@@ -453,11 +798,13 @@ class QtMainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API
         self.qsettings.setValue("window/geometry", self.saveGeometry())
+        self._library_timer.stop()
         if self.session.indexing:
             self._status("Stopping indexing…")
             self.progress.label.setText("Stopping… what was indexed is kept.")
             QApplication.processEvents()
         self.model.shutdown()
+        self.photo_pool.waitForDone(2000)
         self.session.shutdown()
         from .plot_canvas import render_pool
 

@@ -28,7 +28,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Callable
 
 import numpy as np
-from PySide6.QtCore import QObject, QPointF, QRectF, QRunnable, QSize, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QObject, QPoint, QPointF, QRectF, QRunnable, QSize, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtWidgets import QSizePolicy, QWidget
 from shiboken6 import isValid
@@ -82,12 +82,29 @@ def _process_failed(exc: BaseException) -> None:
     _PROCESS = None
 
 
-def shutdown_render_process() -> None:
-    """Stop the render process (the app calls this when it quits)."""
+def shutdown_render_process(timeout_s: float = 3.0) -> None:
+    """Stop the render process (the app calls this when it quits, also on SIGTERM): the child gets ``timeout_s``
+    to finish its figure, then it is terminated, then killed; then the executor closes its queues.
+
+    multiprocessing's resource tracker is left to end by itself: it exits when the last holder of its pipe does,
+    and the render child, which inherited the pipe, was what kept it alive after the app had gone. Stopping it
+    here, before the queues' semaphores are finalized at exit, made it unlink them as leaked, and the app's own
+    finalizers then failed on the missing semaphores."""
     global _PROCESS
-    if _PROCESS is not None:
-        _PROCESS.shutdown(wait=False, cancel_futures=True)
-        _PROCESS = None
+    if _PROCESS is None:
+        return
+    executor, _PROCESS = _PROCESS, None
+    children = list(getattr(executor, "_processes", {}).values())
+    executor.shutdown(wait=False, cancel_futures=True)
+    for child in children:
+        child.join(timeout_s)
+        if child.is_alive():
+            child.terminate()
+            child.join(1.0)
+        if child.is_alive():
+            child.kill()
+            child.join(1.0)
+    executor.shutdown(wait=True)  # the children are gone: its manager thread ends and closes the queues
 
 
 class RenderFailed(RuntimeError):
@@ -171,6 +188,7 @@ class QtPlotView(QWidget):
 
     rendered = Signal()
     clicked = Signal(QPointF)
+    hovered = Signal(QPointF, QPoint)  # image pixel under the pointer, and the pointer's global position
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -307,6 +325,11 @@ class QtPlotView(QWidget):
     def showEvent(self, event) -> None:  # noqa: N802 - Qt API
         super().showEvent(event)
         self._kick()  # a tab shown with a stale figure renders now
+
+    def mouseMoveEvent(self, event) -> None:  # noqa: N802 - Qt API
+        if self._layers and self.image_rect().contains(event.position()):
+            self.hovered.emit(self.widget_to_image(event.position()), event.globalPosition().toPoint())
+        super().mouseMoveEvent(event)
 
     def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt API
         if self._layers and event.button() == Qt.LeftButton:

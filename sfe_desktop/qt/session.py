@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 from PySide6.QtCore import QObject, QThreadPool, Signal
+from PySide6.QtGui import QImage
 
 from ..search.types import IMAGE_TO_IMAGE, IMAGE_TO_TEXT, TEXT_TO_IMAGE, Result
 from .workers import QtWorker
@@ -62,6 +63,28 @@ def _explain(collection: Collection, result: Result) -> tuple[Result, Explanatio
     return result, explanation, image
 
 
+def _index(collection: Collection, progress=None, cancel=None, reencode: bool = False):
+    """One index run, and the files it could not read (the window names them)."""
+    summary = collection.index(progress=progress, cancel=cancel, reencode=reencode)
+    return summary, collection.skipped()
+
+
+def _compare(result: Result) -> tuple[Result, tuple[QImage, QImage]]:
+    """The two photos of a similar-photos result, as preview images (there is nothing else to explain)."""
+    from PySide6.QtCore import QSize, Qt
+    from PySide6.QtGui import QImageReader
+
+    images = []
+    for path in (result.query, result.path or ""):
+        reader = QImageReader(path)
+        reader.setAutoTransform(True)
+        size = reader.size()
+        if size.isValid() and max(size.width(), size.height()) > PREVIEW_SIZE:
+            reader.setScaledSize(size.scaled(QSize(PREVIEW_SIZE, PREVIEW_SIZE), Qt.KeepAspectRatio))
+        images.append(reader.read())
+    return result, (images[0], images[1])
+
+
 class QtSession(QObject):
     """Owns the runtime and collection; every long call runs on :attr:`pool`."""
 
@@ -76,6 +99,9 @@ class QtSession(QObject):
     search_failed = Signal(str)
     explanation_ready = Signal(object, object, object)  # Result, Explanation, image array or None
     explanation_failed = Signal(str)
+    similar_ready = Signal(object, object)  # Result (image->image), (query photo, result photo) QImages
+    library_ready = Signal(list)            # every indexed photo (Results of direction "library")
+    library_failed = Signal(str)
 
     def __init__(self, runtime_factory: RuntimeFactory | None = None, parent=None):
         super().__init__(parent)
@@ -90,7 +116,8 @@ class QtSession(QObject):
         self.pending_folder: str | None = None
         self._index_worker: QtWorker | None = None
         self._workers: set[QtWorker] = set()
-        self._generation = {"runtime": 0, "search": 0, "explain": 0, "open": 0}
+        self._generation = {"runtime": 0, "search": 0, "explain": 0, "open": 0, "library": 0}
+        self.skipped: list[tuple[str, str]] = []  # (path in the folder, reason) after the last index run
 
     # -- plumbing ------------------------------------------------------------------------------
     def _run(self, kind: str | None, fn, *args, on_result=None, on_error=None, cancellable=False,
@@ -168,12 +195,18 @@ class QtSession(QObject):
         if self.collection is None or self._index_worker is not None:
             return
         coll = self.collection
-        worker = self._run(None, coll.index, cancellable=True, reencode=reencode,
+        worker = self._run(None, _index, coll, cancellable=True, reencode=reencode,
                            on_progress=self.index_progress.emit, on_error=self.index_failed.emit,
-                           on_result=self.index_finished.emit)
+                           on_result=lambda value: self._on_indexed(coll, *value))
         worker.signals.cancelled.connect(lambda: self.index_finished.emit(None))
         worker.signals.finished.connect(lambda: self._index_done(worker))
         self._index_worker = worker
+
+    def _on_indexed(self, collection: Collection, summary, skipped: list[tuple[str, str]]) -> None:
+        self.skipped = skipped
+        self.index_finished.emit(summary)
+        if collection is self.collection:  # what photo -> caption search ranks: ready before the first one
+            self._run(None, collection.prepare_captions, on_error=lambda msg: log.info("captions: %s", msg))
 
     def _index_done(self, worker: QtWorker) -> None:
         if self._index_worker is worker:
@@ -186,9 +219,8 @@ class QtSession(QObject):
     def _drop_collection(self) -> None:
         """Forget the open collection; it is closed once its running jobs have finished."""
         coll, self.collection = self.collection, None
-        self._generation["open"] += 1
-        self._generation["search"] += 1
-        self._generation["explain"] += 1
+        for kind in ("open", "search", "explain", "library"):
+            self._generation[kind] += 1
         if coll is None:
             return
         worker, self._index_worker = self._index_worker, None
@@ -214,8 +246,18 @@ class QtSession(QObject):
                   on_result=lambda results: self.results_ready.emit(direction, label, list(results)))
 
     def explain(self, result: Result) -> None:
+        if result.direction == IMAGE_TO_IMAGE:
+            self._run("explain", _compare, result, on_error=self.explanation_failed.emit,
+                      on_result=lambda value: self.similar_ready.emit(*value))
+            return
         self._run("explain", _explain, self.collection, result, on_error=self.explanation_failed.emit,
                   on_result=lambda value: self.explanation_ready.emit(*value))
+
+    def load_library(self) -> None:
+        """Every indexed photo of the open folder, in the background (:attr:`library_ready`)."""
+        if self.collection is not None:
+            self._run("library", self.collection.library, on_result=self.library_ready.emit,
+                      on_error=self.library_failed.emit)
 
     # -- shutdown ------------------------------------------------------------------------------
     def shutdown(self, timeout_ms: int = 15000) -> bool:
@@ -239,22 +281,3 @@ def _close_quietly(collection: Collection) -> None:
         collection.close()
     except Exception:  # closing must never take the app down
         log.exception("closing the collection failed")
-
-
-def folder_problem(folder: str) -> str | None:
-    """A one-line reason why ``folder`` cannot be opened, or None when it looks readable."""
-    import os
-
-    path = Path(folder)
-    if not path.exists():
-        return f"The folder “{folder}” does not exist."
-    if not path.is_dir():
-        return f"“{folder}” is not a folder. Choose a folder of photos."
-    try:
-        with os.scandir(path) as it:
-            next(it, None)
-    except PermissionError:
-        return f"The folder “{folder}” cannot be read: permission denied."
-    except OSError as exc:
-        return f"The folder “{folder}” cannot be read: {exc.strerror or exc}."
-    return None

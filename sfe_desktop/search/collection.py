@@ -165,12 +165,22 @@ class Collection:
         """Photos of the collection most similar to ``photo`` (inside the collection or not): Step 1 only."""
         return self.searcher.similar(photo, top)
 
+    def library(self) -> list[Result]:
+        """Every indexed photo as a :class:`Result` of direction ``library`` (no score), newest first by date
+        taken (EXIF, else the file's time), then by name: what a photo browser shows before any search."""
+        return self.searcher.library()
+
     def explain(self, result: Result) -> Explanation:
         """Why a text->image or image->text result matched, from the cached query features and the stored patch
         features (no new search)."""
         return self.searcher.explain(result)
 
     # -- captions, thumbnails, info --------------------------------------------------------------------
+    def prepare_captions(self) -> int:
+        """Compute (or read from the disk cache) what :meth:`search_image` ranks, so that the first photo ->
+        caption search does not wait for it; returns how many captions there are."""
+        return len(self.searcher.caption_bank()[0])
+
     def add_captions(self, path) -> int:
         """Add the sentences of a CSV or text file to the captions searched by :meth:`search_image`;
         returns how many were new."""

@@ -67,6 +67,7 @@ class _Plan:
     jobs: list[_Job] = field(default_factory=list)
     reused: int = 0
     removed: int = 0
+    unchanged: int = 0  # indexed photos found as they were
     captions_remove: set[str] = field(default_factory=set)
     captions_add: list[tuple[str, str]] = field(default_factory=list)
 
@@ -139,6 +140,7 @@ class Indexer:
                     plan.upserts.append(replace(old, ino=e.ino, sidecar=sidecar))
                 if old.status == OK:
                     in_place.setdefault(old.hash, old)
+                    plan.unchanged += 1
             else:
                 to_hash.append((e, old))
 
@@ -153,9 +155,11 @@ class Indexer:
         for (e, old), (h, err) in zip(to_hash, pool.map(hash_one, to_hash)):
             if old is not None and old.status == OK and old.hash == h:  # touched (or checked again), same content
                 sidecar = self._sidecar_news(plan, old, e.rel)
-                if (old.size, old.mtime_ns, old.ino, old.sidecar) != (e.size, e.mtime_ns, e.ino, sidecar):
+                same_photo = (old.size, old.mtime_ns, old.ino) == (e.size, e.mtime_ns, e.ino)
+                if not same_photo or old.sidecar != sidecar:
                     plan.upserts.append(replace(old, size=e.size, mtime_ns=e.mtime_ns, ino=e.ino, sidecar=sidecar))
-                    plan.reused += (old.size, old.mtime_ns, old.ino) != (e.size, e.mtime_ns, e.ino)
+                plan.reused += not same_photo
+                plan.unchanged += same_photo  # modified around the last scan, checked again: as it was
                 in_place.setdefault(h, old)
                 continue
             released += [old] if old is not None else []
@@ -267,7 +271,7 @@ class Indexer:
         counts = self.catalog.counts()
         summary = IndexSummary(indexed=self.indexed, reused=plan.reused, removed=plan.removed,
                                skipped=counts.get(SKIPPED, 0), total=plan.total, cancelled=cancelled,
-                               compacted=compacted, searchable=counts.get(OK, 0),
+                               compacted=compacted, searchable=counts.get(OK, 0), unchanged=plan.unchanged,
                                seconds=time.perf_counter() - start)
         log.info("index run: %s", summary)
         return summary

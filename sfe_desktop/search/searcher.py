@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from ..catalog import FileRow
+from ..catalog.metadata import file_time
 from ..data.images import load_image, to_rgb
 from ..errors import SFEError
 from ..explanation import Explanation
@@ -23,7 +24,10 @@ from ..model.features import ImageFeatures, TextFeatures
 from ..model.ranking import Ranked, rank_one, rerank_depth
 from ..model.runtime import SFERuntime
 from .state import IndexState
-from .types import IMAGE_TO_IMAGE, IMAGE_TO_TEXT, MAX_TOP, PIXELS_QUERY, TEXT_TO_IMAGE, Result
+from .browse import by_date
+from .corpus_cache import caption_corpus
+from .types import (EXIF, FILE_TIME, IMAGE_TO_IMAGE, IMAGE_TO_TEXT, LIBRARY, MAX_TOP, PIXELS_QUERY, TEXT_TO_IMAGE,
+                    Result)
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,15 @@ def _check_top(top: int, rerank_k: int | None = None) -> None:
         raise SFEError(f"the number of results must be from 1 to {MAX_TOP} (got {top!r})")
     if rerank_k is not None and (isinstance(rerank_k, bool) or not isinstance(rerank_k, int) or rerank_k < 0):
         raise SFEError(f"the re-ranking depth must be 0 or more (got {rerank_k!r})")
+
+
+def photo_result(state: IndexState, row: FileRow, rank: int, score: float, step1: float, direction: str,
+                 query: str, confidence: float | None = None) -> Result:
+    """The :class:`Result` of an indexed photo: its path, size and date taken (EXIF, else the file's time)."""
+    date, source = (row.date_taken, EXIF) if row.date_taken else (file_time(row.mtime_ns), FILE_TIME)
+    return Result(rank, score, step1, direction, query, path=state.abs_path(row.path), width=row.width,
+                  height=row.height, date_taken=date, date_source=source,
+                  confidence=None if confidence is None else round(float(confidence), 4))
 
 
 class Searcher:
@@ -87,18 +100,20 @@ class Searcher:
         feats = self._cached(("image", label), lambda: self._encode_image(load_image(label, self.runtime.image_size)))
         return feats, None, label
 
-    def _caption_bank(self) -> tuple[list[str], np.ndarray]:
-        """The bundled caption corpus plus the user's captions, with their index vectors (Step 1 and bridge)."""
+    def caption_bank(self) -> tuple[list[str], np.ndarray]:
+        """The bundled caption corpus plus the user's captions, with their index vectors (Step-1 vectors, with the
+        bridge vectors beside them when the model has a bridge: as wide as the corpus's)."""
         version = self.state.caption_version
         with self._lock:
             if self._captions is not None and self._captions[0] == version:
                 return self._captions[1], self._captions[2]
-        texts, vectors = self.runtime.caption_corpus()
+        texts, vectors = caption_corpus(self.runtime)
         texts, vectors = list(texts), [np.asarray(vectors, dtype=np.float32)]
         known = set(texts)
         user = [t for t in self.state.captions() if t not in known and not known.add(t)]
         for start in range(0, len(user), 256):
-            vectors.append(self.runtime.encode_texts(user[start:start + 256]).index_vectors())
+            vectors.append(np.asarray(self.runtime.encode_texts(user[start:start + 256]).index_vectors(),
+                                      dtype=np.float32))
         bank = (texts + user, np.concatenate(vectors) if len(vectors) > 1 else vectors[0])
         with self._lock:
             self._captions = (version, *bank)
@@ -109,13 +124,16 @@ class Searcher:
 
     def _photos(self, hits: list[tuple[FileRow, float]], ranked: Ranked, direction: str, query: str,
                 confidence: np.ndarray | None = None) -> list[Result]:
-        out = []
-        for n, (i, score, step1) in enumerate(zip(ranked.index, ranked.score, ranked.step1)):
-            row = hits[i][0]
-            out.append(Result(n + 1, float(score), float(step1), direction, query, path=self.state.abs_path(row.path),
-                              width=row.width, height=row.height, date_taken=row.date_taken,
-                              confidence=None if confidence is None else round(float(confidence[n]), 4)))
-        return out
+        return [photo_result(self.state, hits[i][0], n + 1, float(score), float(step1), direction, query,
+                             None if confidence is None else confidence[n])
+                for n, (i, score, step1) in enumerate(zip(ranked.index, ranked.score, ranked.step1))]
+
+    def library(self) -> list[Result]:
+        """Every indexed photo, newest first by date taken, then by name (direction :data:`LIBRARY`, no score)."""
+        photos = by_date([photo_result(self.state, row, 0, 0.0, 0.0, LIBRARY, "") for row in self.state.indexed()])
+        for rank, result in enumerate(photos, 1):
+            result.rank = rank
+        return photos
 
     def collection_nearest(self) -> np.ndarray:
         """Nearest-memory cosines of (a sample of) the collection's photos: how far the collection is from the
@@ -166,7 +184,7 @@ class Searcher:
         _check_top(top, rerank_k)
         self.state.check()
         feats, _, label = self.photo(photo)
-        texts, vectors = self._caption_bank()
+        texts, vectors = self.caption_bank()
         if not texts:
             return []
         k = self._rerank_k(rerank_k)

@@ -50,11 +50,11 @@ from ..index import ThumbnailCache, VectorIndex, VectorStore
 from ..index.atomic import fsync_dir
 from ..index.lock import FolderLock
 from ..model.features import ImageFeatures, split_index_vectors
+from ..settings import CATALOG_FILE
 
 log = logging.getLogger(__name__)
 
 FAISS_FILE = "vectors.faiss"
-CATALOG_FILE = "catalog.sqlite"
 COMPACT_DEAD_FRACTION = 0.25  # compact the row files when this share of their rows is unused
 FULL_CHECK_BYTES = 8 << 20    # on open, a catalog up to this size (about 25,000 photos) gets the full check too
 _WRITE_HINTS = {errno.ENOENT: "was it deleted while in use?", errno.EFBIG: "the file-size limit (ulimit -f) was reached",
@@ -269,7 +269,7 @@ class IndexState:
         files) are recorded, ``deletes`` (catalog ids) dropped, ``captions_add`` ((text, source) pairs) added,
         all in one transaction after the row files are on disk."""
         start = self._next_row
-        vectors = features.index_vectors() if encoded else None  # a batch may hold only skipped files
+        vectors = features.index_vectors() if encoded else None  # a batch of skipped files has no features
         if encoded:
             self.store.write(start, vectors, features.patches)
         rows = [replace(r, vec_row=start + i) for i, r in enumerate(encoded)]
@@ -431,6 +431,10 @@ class IndexState:
             rows = np.sort(np.random.default_rng(seed).choice(rows, n, replace=False))
         with self.lock:
             return self.store.read_globals(rows) if len(rows) else np.zeros((0, self.format.vector_dim), np.float32)
+
+    def indexed(self) -> list[FileRow]:
+        """The catalog rows of every indexed photo (what searches can return)."""
+        return self.catalog.indexed()
 
     def features(self, rows: list[FileRow]) -> ImageFeatures:
         """Stored Step-1 vectors and patch features of indexed files."""

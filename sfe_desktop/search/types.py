@@ -7,15 +7,19 @@ TEXT_TO_IMAGE = "text->image"
 IMAGE_TO_TEXT = "image->text"
 IMAGE_TO_IMAGE = "image->image"
 DIRECTIONS = (TEXT_TO_IMAGE, IMAGE_TO_TEXT, IMAGE_TO_IMAGE)
+LIBRARY = "library"  # not a search: the photos of the collection, by date taken (``Collection.library()``)
 PIXELS_QUERY = "<image>"  # the query of a search by a photo given as pixels (no file to name)
 MAX_TOP = 100_000  # the most results one search returns
+EXIF, FILE_TIME = "exif", "file"  # where a photo's ``date_taken`` comes from
 
 
 @dataclass
 class Result:
     """One hit, ranked from 1. ``score`` is the final (Step-2 when re-ranked) score, ``step1`` the
     Step-1 cosine. Image hits have ``path`` (absolute), caption hits have ``caption``. ``confidence`` is the
-    calibrated probability that the hit is a true match (None when the checkpoint has no calibration)."""
+    calibrated probability that the hit is a true match (None when the checkpoint has no calibration).
+    ``date_taken`` (ISO 8601, local time) comes from ``date_source``: the photo's EXIF (:data:`EXIF`) or, without
+    one, its file's modification time (:data:`FILE_TIME`)."""
 
     rank: int
     score: float
@@ -28,6 +32,7 @@ class Result:
     height: int | None = None
     date_taken: str | None = None
     confidence: float | None = None
+    date_source: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -59,3 +64,4 @@ class IndexSummary:
     seconds: float
     compacted: int = 0  # unused vector rows dropped from the row files at the end of the run
     searchable: int = 0  # photos of the collection that searches can return after the run (this run's and earlier)
+    unchanged: int = 0  # indexed photos found as they were (same size and time): nothing to do

@@ -1,6 +1,10 @@
 """Helpers shared by the Qt tests: generated photo folders, waiting for indexing and searches."""
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -27,13 +31,52 @@ def make_photos(folder: Path, n: int, size: tuple[int, int] = (96, 72), seed: in
 
 
 def open_and_index(qtbot, window, folder) -> object:
-    """Open ``folder`` and return the IndexSummary once indexing finished."""
+    """Open ``folder`` and return the IndexSummary once indexing finished and the library shows every photo."""
     with qtbot.waitSignal(window.session.index_finished, timeout=60000) as blocker:
         assert window.open_folder(str(folder))
-    return blocker.args[0]
+    summary = blocker.args[0]
+    if summary is not None and window.page is not None and window.page.is_library:
+        qtbot.waitUntil(lambda: len(window.page.results) == summary.searchable, timeout=30000)
+    return summary
 
 
 def run_search(qtbot, window, trigger) -> list:
     with qtbot.waitSignal(window.session.results_ready, timeout=30000) as blocker:
         trigger()
     return blocker.args[2]
+
+
+def wait_for_log(log: Path, pattern: re.Pattern, proc: subprocess.Popen, seconds: float) -> re.Match:
+    """The first match of ``pattern`` in the log file of the process ``proc``, once it is written."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        match = pattern.search(log.read_text(errors="replace"))
+        if match:
+            return match
+        if proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    raise AssertionError(f"no {pattern.pattern!r} in the app's log:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def session_processes(leader: int) -> list[str]:
+    """The processes (Linux /proc) still in the session that ``leader`` started: everything the run spawned."""
+    left = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == leader:
+                left.append(entry)
+    return left
+
+
+def command_line(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""

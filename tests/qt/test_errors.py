@@ -57,7 +57,7 @@ def test_empty_folder_and_no_results(qtbot, make_window, tmp_path):
     assert "No photos were found" in window.message_bar.text()
     results = run_search(qtbot, window, lambda: window.search("a red dog"))
     assert results == []
-    assert "No results" in window.message_bar.text()
+    assert "No results" in window.message_bar.text() and window.results_label.text() == "Nothing for “a red dog”."
 
 
 def test_unreadable_photos_are_reported(qtbot, make_window, tmp_path):
@@ -68,7 +68,8 @@ def test_unreadable_photos_are_reported(qtbot, make_window, tmp_path):
     window = make_window()
     summary = open_and_index(qtbot, window, folder)
     assert summary.skipped == 2
-    assert "2 of 6 files could not be read" in window.message_bar.text()
+    assert window.message_bar.text() == ("2 of 6 files could not be read and were skipped: broken.jpg (cannot "
+                                         "decode), empty.png (empty file).")
     assert window.message_bar.level == "warning"
 
 

@@ -6,7 +6,7 @@ import csv
 import numpy as np
 from PySide6.QtCore import QModelIndex, QPoint, Qt
 
-from sfe_desktop.qt.models.results_model import ThumbnailRole
+from sfe_desktop.qt.models.results_model import ResultRole, ThumbnailRole
 from qt_helpers import open_and_index, run_search
 
 
@@ -26,7 +26,8 @@ def test_search_explain_export(qtbot, make_window, photos, tmp_path):
     summary = open_and_index(qtbot, window, photos)
     assert summary.indexed == 12 and not summary.cancelled
     assert window.windowTitle().startswith("photos")
-    assert "12 photos indexed" in window.results_label.text()
+    assert "12 photos in photos" in window.results_label.text()  # the library, until a search
+    assert window.model.rowCount() == 12 and window.page.is_library
 
     qtbot.keyClicks(window.search_bar, "a red dog")
     results = run_search(qtbot, window, lambda: qtbot.keyClick(window.search_bar, Qt.Key_Return))
@@ -72,29 +73,30 @@ def test_search_explain_export(qtbot, make_window, photos, tmp_path):
     expected_bars = min(8, len(explanation.concepts.text)) + min(8, len(explanation.concepts.image))
     assert bars >= expected_bars > 0
 
-    # 3. neighbour graph: one line per edge, one marker per node
+    # 3. neighbour graph (as a person reads it): one line per edge, one marker per node
     panel.tabs.setCurrentWidget(panel.graph)
     qtbot.waitUntil(lambda: panel.idle() and panel.graph.plot.result is not None, timeout=30000)
     gax = panel.graph.plot.result.info["drawn"][0]
-    nodes = explanation.neighbours.nodes
+    nodes = panel.graph.graph.nodes
     assert sum(gax["markers"]) == len([n for n in nodes if n.id in panel.graph.pixels]) == len(nodes)
-    assert gax["lines"] == len(explanation.neighbours.edges)
+    assert gax["lines"] == len(panel.graph.graph.edges)
 
-    # clicking a photo node opens the photo (the result node included); a click on empty space does not
-    photo_nodes = [n for n in nodes if n.kind in ("image", "query") and n.path]
-    assert any(n.path == results[0].path for n in photo_nodes)
-    for node in photo_nodes:
-        point = panel.graph.plot.image_to_widget(*panel.graph.pixels[node.id]).toPoint()
-        qtbot.mouseClick(panel.graph.plot, Qt.LeftButton, pos=point)
-        assert window.opened_urls[-1] == node.path
-    opened = len(window.opened_urls)
+    # clicking the result photo's node selects it in the results; a click on empty space does nothing
+    graph = panel.graph.graph
+    node = graph.node("result")
+    assert node.path == results[0].path
+    point = panel.graph.plot.image_to_widget(*panel.graph.pixels[node.id]).toPoint()
+    qtbot.mouseClick(panel.graph.plot, Qt.LeftButton, pos=point)
+    assert window.current_result().path == results[0].path
     qtbot.mouseClick(panel.graph.plot, Qt.LeftButton, pos=QPoint(2, 2))
-    assert len(window.opened_urls) == opened
+    assert window.current_result().path == results[0].path and not window.opened_urls
 
-    # Enter on a result opens the photo
+    # Enter on a result opens the built-in viewer (the system's viewer is in the context menu)
     window.view.setFocus()
     qtbot.keyClick(window.view, Qt.Key_Return)
-    assert window.opened_urls[-1] == results[0].path
+    assert window.stack.currentWidget() is window.viewer and window.viewer.result.path == results[0].path
+    qtbot.keyClick(window.viewer, Qt.Key_Escape)
+    assert window.stack.currentWidget() is window.view and not window.opened_urls
 
     # Export and read back
     out = tmp_path / "results.csv"
@@ -104,9 +106,10 @@ def test_search_explain_export(qtbot, make_window, photos, tmp_path):
     assert len(rows) == len(results)
     assert rows[0]["path"] == results[0].path and rows[0]["query"] == "a red dog"
 
-    # Esc clears
+    # Esc clears the search: the library again
     window.actions.clear.trigger()
-    assert window.model.rowCount() == 0 and window.search_bar.text() == ""
+    assert window.page.is_library and window.search_bar.text() == ""
+    qtbot.waitUntil(lambda: window.model.rowCount() == 12, timeout=30000)
 
 
 def test_find_captions_and_similar(qtbot, make_window, photos):
@@ -142,4 +145,28 @@ def test_reopening_an_indexed_folder_counts_every_searchable_photo(qtbot, make_w
     window = make_window()
     summary = open_and_index(qtbot, window, photos)  # nothing new to index
     assert summary.indexed == 0 and summary.searchable == 12
-    assert "12 photos indexed" in window.results_label.text()
+    assert "12 photos in photos" in window.results_label.text()  # the library, until a search
+    assert window.model.rowCount() == 12 and window.page.is_library
+
+
+def test_a_new_search_starts_at_its_top_and_a_new_sort_keeps_the_photo(qtbot, make_window, tmp_path):
+    from qt_helpers import make_photos
+
+    folder = tmp_path / "many"
+    make_photos(folder, 40)
+    window = make_window()
+    window.resize(1000, 700)
+    open_and_index(qtbot, window, folder)
+    run_search(qtbot, window, lambda: window.search("a red dog"))
+    last = window.model.index(window.model.rowCount() - 1)
+    window.view.setCurrentIndex(last)
+    window.view.scrollTo(last)
+    assert window.view.verticalScrollBar().value() > 0
+    kept = last.data(ResultRole).path
+    sort = window.browse.sort
+    sort.setCurrentIndex(sort.findData("name"))  # the same page arranged again: the photo stays current
+    assert window.model.results()[0].path != kept or window.model.rowCount() == 1
+    assert window.current_result().path == kept
+    run_search(qtbot, window, lambda: window.search("two cats on a sofa"))
+    assert not window.view.currentIndex().isValid()  # nothing carried over from the previous search
+    assert window.view.verticalScrollBar().value() == 0

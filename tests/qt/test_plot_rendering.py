@@ -99,13 +99,17 @@ def test_figures_are_drawn_here_when_the_render_process_is_off(monkeypatch):
     assert r.info["pid"] == os.getpid() and r.figure is None and r.info["drawn"]
 
 
-def test_graph_legend_promises_a_click_only_for_photos_with_a_file():
+def test_graph_legend_names_both_sides_for_each_direction():
+    from sfe_desktop.explanation.graph_plot import GraphRoles
+
     graph = explanation().neighbours
-    graph.nodes.append(GraphNode("i3", "image", "training photo 3", 0.4))
-    graph.edges.append(GraphEdge("t0", "i3", 0.3))
-    r = plots.render_graph(graph, plots.LIGHT, 400, 300)
-    legend = [t.get_text() for t in r.figure.axes[0].get_legend().get_texts()]
-    assert "photo (click to open)" in legend and "training photo (no file here)" in legend
+    for roles in (GraphRoles("your search", "the photo"), GraphRoles("the caption", "your photo")):
+        r = plots.render_graph(graph, plots.LIGHT, 400, 300, roles=roles)
+        legend = [t.get_text() for t in r.figure.axes[0].get_legend().get_texts()]
+        assert legend[:4] == [roles.text, roles.photo, f"training caption near {roles.text}",
+                              f"training photo near {roles.photo}, by its caption"]
+        texts = [t.get_text().replace("\n", " ") for t in r.figure.axes[0].texts]
+        assert any(t.startswith(roles.text[0].upper() + roles.text[1:] + ": “a red dog”") for t in texts)
     assert sum(len(c.get_offsets()) for c in r.figure.axes[0].collections) == len(graph.nodes)
 
 

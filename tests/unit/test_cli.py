@@ -115,3 +115,117 @@ def test_explain_pairs_runs_every_line_and_reports_bad_ones_in_one_line(photos, 
     assert "bad.jpg" in errors[0]
     assert cli.main(["explain", "--pairs", str(tmp_path / "missing.jsonl")]) == 2
     assert cli.main(["explain", str(photos / "p0.jpg")]) == 2  # a photo needs its text
+
+
+def test_a_folder_or_gui_options_first_open_the_gui(monkeypatch, photos):
+    import sys
+    import types
+
+    seen = []
+    fake = types.ModuleType("sfe_desktop.qt.app")
+    fake.main = lambda argv: seen.append(argv) or 0
+    monkeypatch.setitem(sys.modules, "sfe_desktop.qt.app", fake)
+    assert cli.main([str(photos)]) == 0
+    assert cli.main(["-v", str(photos), "--search", "a dog"]) == 0
+    assert cli.main(["--device", "cpu"]) == 0
+    assert seen == [[str(photos)], [str(photos), "--search", "a dog"], ["--device", "cpu"]]
+
+
+def test_version_and_unknown_words(capsys):
+    import sfe_desktop
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"sfe-desktop {sfe_desktop.__version__}"
+    assert cli.main(["serch", "x"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: serch is neither a command nor an existing folder") and "sfe-desktop search" in err
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", [["search", "{d}", "a dog"], ["search", "{d}", "--similar", "{p}"],
+                                     ["export", "{d}", "a dog", "--csv", "{out}"], ["info", "{d}"],
+                                     ["explain", "{d}", "a dog"]])
+def test_a_folder_never_indexed_is_an_error_and_stays_untouched(photos, tmp_path, capsys, command):
+    out = tmp_path / "out.csv"
+    before = sorted(p.name for p in photos.rglob("*"))
+    args = [a.format(d=photos, p=photos / "p0.jpg", out=out) for a in command]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not indexed yet" in err[0] and f"sfe-desktop index {photos}" in err[0]
+    assert sorted(p.name for p in photos.rglob("*")) == before and not out.exists()  # nothing created
+    assert not (tmp_path / "data").exists()
+
+
+def run_cli(code: str, *args, timeout=120, **kwargs):
+    """Run the CLI in a fresh interpreter (what a user's shell does), the tiny model standing in for the real one."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.Popen([sys.executable, "-c", code, *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def test_argument_errors_come_before_torch_loads(tmp_path):
+    code = ("import sys\nfrom sfe_desktop.cli import main\n"
+            "status = main(sys.argv[1:])\n"
+            "print('torch' in sys.modules, 'PySide6' in sys.modules, status)\n")
+    cases = [["serch", "x"], ["search", str(tmp_path / "missing"), "x"], ["index", str(tmp_path / "missing")],
+             ["info", str(tmp_path)], [str(tmp_path / "missing")], ["gui", str(tmp_path / "missing")],
+             ["gui", str(tmp_path), "--device", "gpu"], ["search"]]
+    for case in cases:
+        proc = run_cli(code, *case)
+        out, err = proc.communicate(timeout=120)
+        assert "error" in err, (case, err)
+        if out:  # argparse errors exit before the print
+            assert out.split()[:2] == ["False", "False"], (case, out)
+        else:
+            assert proc.returncode == 2, (case, proc.returncode)
+        assert "Traceback" not in err
+
+
+def test_sigterm_stops_an_index_run_keeps_its_work_and_leaves_no_process(tmp_path):
+    import os
+    import signal
+    import time
+
+    from PIL import Image
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(400):
+        Image.new("RGB", (64, 48), (i % 255, (3 * i) % 255, 90)).save(folder / f"{i:03d}.jpg")
+    code = ("import sys\nfrom sfe_desktop.model.runtime import SFERuntime, tiny_runtime\n"
+            "SFERuntime.load = classmethod(lambda cls, checkpoint=None, device='auto': tiny_runtime())\n"
+            "from sfe_desktop.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    proc = run_cli(code, "index", str(folder), "--batch-size", "2", start_new_session=True)
+    catalog = folder / ".sfe-index" / "catalog.sqlite"
+    deadline = time.monotonic() + 120
+    while not catalog.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(1.0)  # let it index a few batches
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, (proc.returncode, err[-2000:])
+    assert "interrupted: what was indexed is kept" in err
+    left = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == proc.pid:  # the session it led: anything it started
+                left.append(entry)
+    assert left == []
+
+    import sqlite3
+
+    with sqlite3.connect(catalog) as db:
+        done = db.execute("SELECT COUNT(*) FROM files WHERE status = 'ok'").fetchone()[0]
+    assert 0 < done < 400
+

@@ -31,6 +31,7 @@ def test_first_run_then_nothing_to_do(photos, runtime):
     assert (photos / ".sfe-index" / "vectors.faiss").is_file()
     again, _ = index(photos, runtime)
     assert (again.indexed, again.reused, again.removed, again.total) == (0, 0, 0, 8)
+    assert summary.unchanged == 0 and again.unchanged == 8  # the photos found as they were are counted
     assert summary.searchable == again.searchable == 8  # what searches can return, not what the run did
 
 

@@ -33,3 +33,24 @@ def test_round_trip_and_formula_neutralisation(tmp_path):
 def test_non_utf8_names_are_escaped():
     assert safe_cell("caf\udce9.jpg") == "caf\\xe9.jpg"
     assert safe_cell(None) == "" and safe_cell(3) == "3"
+
+
+def test_scores_have_four_digits_and_the_file_follows_the_umask(tmp_path):
+    import os
+    import stat
+
+    results = [Result(1, 0.123456789, 0.1, "text->image", "q", path="/p.jpg", confidence=0.987654321,
+                      date_taken="2020-01-01T10:00:00", date_source="exif")]
+    old = os.umask(0o022)
+    try:
+        write_csv(results, tmp_path / "shared.csv")
+        os.umask(0o077)
+        write_csv(results, tmp_path / "private.csv")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "shared.csv").st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(tmp_path / "private.csv").st_mode) == 0o600
+    with open(tmp_path / "shared.csv", encoding="utf-8", newline="") as f:
+        row = dict(zip(*csv.reader(f)))
+    assert row["score"] == "0.1235" and row["confidence"] == "0.9877" and row["date_source"] == "exif"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left

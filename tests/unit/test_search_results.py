@@ -92,3 +92,64 @@ def test_explained_photo_is_named_in_the_explanation(col, photos):
 def test_thumbnails_cached(col, photos):
     thumb = col.thumbnail(photos / "p0.jpg")
     assert thumb is not None and thumb.is_file() and thumb.suffix == ".jpg"
+
+
+def test_date_taken_falls_back_to_the_file_time_and_says_so(col, photos):
+    import os
+
+    from sfe_desktop.catalog.metadata import file_time
+
+    hits = {r.path: r for r in col.search_text("x", top=8, rerank_k=0)}
+    exif = hits[str(photos / "p2.jpg")]
+    assert (exif.date_taken, exif.date_source) == ("2021-07-03T10:11:12", "exif")
+    no_exif = hits[str(photos / "trip" / "a.png")]
+    assert no_exif.date_source == "file"
+    assert no_exif.date_taken == file_time(os.stat(photos / "trip" / "a.png").st_mtime_ns)
+
+
+def test_library_lists_every_photo_newest_first_then_by_name(col, photos):
+    import os
+
+    os.utime(photos / "trip" / "a.png", ns=(0, 2_000_000_000_000_000_000))  # 2033: newer than every EXIF date
+    os.utime(photos / "trip" / "b.webp", ns=(0, 1_000_000_000_000_000_000))  # 2001: older than them
+    col.index()
+    library = col.library()
+    names = [os.path.relpath(r.path, photos) for r in library]
+    assert names == ["trip/a.png", "p5.jpg", "p4.jpg", "p3.jpg", "p2.jpg", "p1.jpg", "p0.jpg", "trip/b.webp"]
+    assert [r.rank for r in library] == list(range(1, 9))
+    assert all(r.direction == "library" and r.query == "" for r in library)
+    same_day = [r for r in library if r.date_source == "exif"]
+    assert [r.date_taken for r in same_day] == sorted((r.date_taken for r in same_day), reverse=True)
+
+
+def test_photo_to_caption_vectors_are_cached_on_disk_per_checkpoint(col, photos, monkeypatch, data_dir):
+    """A runtime loaded from a checkpoint folder computes the corpus vectors once; a new process (a new
+    collection here) reads them from the cache, keyed by the checkpoint's hash; a damaged file is recomputed."""
+    import numpy as np
+
+    from sfe_desktop.search.corpus_cache import cache_files
+
+    runtime = col.runtime
+    monkeypatch.setattr(runtime, "source", photos, raising=False)
+    computed = runtime.caption_corpus()
+    calls = []
+    monkeypatch.setattr(runtime, "caption_corpus", lambda progress=None: calls.append(1) or computed)
+    first = Collection.open(photos, runtime)
+    try:
+        ranked = first.search_image(photos / "p1.jpg", top=5)
+    finally:
+        first.close()
+    texts_file, vectors_file = cache_files(runtime.checkpoint_id)
+    assert calls == [1] and texts_file.parent == data_dir / "cache" and vectors_file.is_file()
+    assert np.array_equal(np.load(vectors_file), computed[1])
+    second = Collection.open(photos, runtime)
+    try:
+        assert second.search_image(photos / "p1.jpg", top=5) == ranked and calls == [1]  # read, not computed
+        vectors_file.write_bytes(b"garbage")
+        third = Collection.open(photos, runtime)
+        assert third.search_image(photos / "p1.jpg", top=5) == ranked and calls == [1, 1]
+        third.close()
+    finally:
+        second.close()
+    monkeypatch.setattr(runtime, "checkpoint_id", "another-checkpoint")
+    assert cache_files("another-checkpoint") != (texts_file, vectors_file)

@@ -5,11 +5,14 @@ from PySide6.QtCore import QModelIndex, QRect, QSize, Qt
 from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPalette
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
-from ..models.results_model import ResultRole, ScoreRole, ThumbnailRole
+from ..models.results_model import BadgeRole, ResultRole, ScoreRole, StrengthRole, ThumbnailRole
+
+WEAK_OPACITY = 0.45  # how a weak match is drawn next to the strong ones
 
 
 class QtResultDelegate(QStyledItemDelegate):
-    """Tiles (``tile`` logical pixels square plus a text line) for photos; full-width rows for captions."""
+    """Tiles (``tile`` logical pixels square plus a text line) for photos; full-width rows for captions. A weak
+    match is drawn faded; the badge shows the confidence (else the score)."""
 
     def __init__(self, tile: int = 160, parent=None):
         super().__init__(parent)
@@ -37,6 +40,8 @@ class QtResultDelegate(QStyledItemDelegate):
             painter.setBrush(pal.color(QPalette.AlternateBase))
             painter.drawRoundedRect(rect, 6, 6)
         text_color = pal.color(QPalette.HighlightedText if selected else QPalette.Text)
+        if index.data(StrengthRole) == "weak" and not selected:
+            painter.setOpacity(WEAK_OPACITY)
         score = index.data(ScoreRole) or 0.0
         title = index.data(Qt.DisplayRole) or ""
         if self.caption_mode:
@@ -63,15 +68,15 @@ class QtResultDelegate(QStyledItemDelegate):
             painter.setPen(Qt.NoPen)
             painter.setBrush(option.palette.color(QPalette.Mid))
             painter.drawRoundedRect(area.adjusted(12, 12, -12, -12), 4, 4)
-        # score badge in the top-left corner
-        badge = f"{score:.2f}"
-        bw, bh = fm.horizontalAdvance(badge) + 10, fm.height() + 4
-        badge_rect = QRect(area.left() + 4, area.top() + 4, bw, bh)
-        painter.setPen(Qt.NoPen)
-        painter.setBrush(QColor(0, 0, 0, 160))
-        painter.drawRoundedRect(badge_rect, 4, 4)
-        painter.setPen(QColor("white"))
-        painter.drawText(badge_rect, Qt.AlignCenter, badge)
+        badge = index.data(BadgeRole) or ""  # confidence (or score) in the top-left corner
+        if badge:
+            bw, bh = fm.horizontalAdvance(badge) + 10, fm.height() + 4
+            badge_rect = QRect(area.left() + 4, area.top() + 4, bw, bh)
+            painter.setPen(Qt.NoPen)
+            painter.setBrush(QColor(0, 0, 0, 160))
+            painter.drawRoundedRect(badge_rect, 4, 4)
+            painter.setPen(QColor("white"))
+            painter.drawText(badge_rect, Qt.AlignCenter, badge)
         painter.setPen(text_color)
         text_rect = QRect(rect.left() + 4, area.bottom() + 4, rect.width() - 8, rect.bottom() - area.bottom() - 4)
         painter.drawText(text_rect, Qt.AlignHCenter | Qt.AlignTop,
@@ -88,8 +93,10 @@ class QtResultDelegate(QStyledItemDelegate):
         bar_w = fm.horizontalAdvance("0.000") + 70
         bar = QRect(left.right() - bar_w, left.center().y() - fm.height() // 2, bar_w, fm.height())
         painter.setPen(text_color)
-        painter.drawText(bar, Qt.AlignRight | Qt.AlignVCenter, f"{score:.3f}")
-        filled = QRect(bar.left(), bar.top() + 3, int(60 * max(0.0, min(1.0, score))), bar.height() - 6)
+        confidence = getattr(result, "confidence", None)
+        painter.drawText(bar, Qt.AlignRight | Qt.AlignVCenter, index.data(BadgeRole) or f"{score:.3f}")
+        level = confidence if confidence is not None else score
+        filled = QRect(bar.left(), bar.top() + 3, int(60 * max(0.0, min(1.0, level))), bar.height() - 6)
         painter.setPen(Qt.NoPen)
         painter.setBrush(option.palette.color(QPalette.Highlight).lighter(120))
         painter.drawRect(filled)

@@ -8,13 +8,16 @@ from typing import Any
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt, QThreadPool
 from PySide6.QtGui import QImage, QPixmap
 
-from ...search.types import Result
+from ...search.browse import strength
+from ...search.types import FILE_TIME, LIBRARY, Result
 from ..workers import QtThumbnailSignals, QtThumbnailWorker
 
 ResultRole = Qt.UserRole + 1
 ThumbnailRole = Qt.UserRole + 2
 ScoreRole = Qt.UserRole + 3
 PathRole = Qt.UserRole + 4
+StrengthRole = Qt.UserRole + 5   # "strong", "weak" or None (no confidence)
+BadgeRole = Qt.UserRole + 6      # the text on a tile's corner: the confidence, else the score; "" in the library
 
 
 def result_title(result: Result) -> str:
@@ -22,6 +25,29 @@ def result_title(result: Result) -> str:
     if result.caption and not result.path:
         return result.caption
     return os.path.basename(result.path or "") or (result.caption or "")
+
+
+def badge(result: Result) -> str:
+    """The confidence as a percentage, or the score when the model gives no confidence; nothing in the library."""
+    if result.direction == LIBRARY:
+        return ""
+    return f"{result.confidence:.0%}" if result.confidence is not None else f"{result.score:.2f}"
+
+
+def match_line(result: Result) -> str:
+    """One line on how well ``result`` matches, the raw scores included (tooltips, the explanation's header)."""
+    scores = f"score {result.score:.4f}, Step-1 cosine {result.step1:.4f}"
+    if result.confidence is None:
+        return f"{scores} (this model gives no confidence)"
+    word = "strong match" if strength(result) == "strong" else "weak match"
+    return f"{word}: {result.confidence:.0%} confidence ({scores})"
+
+
+def date_line(result: Result) -> str:
+    if not result.date_taken:
+        return ""
+    when = result.date_taken.replace("T", " ")
+    return f"modified {when} (no date taken in the photo)" if result.date_source == FILE_TIME else f"taken {when}"
 
 
 class QtResultsModel(QAbstractListModel):
@@ -79,14 +105,17 @@ class QtResultsModel(QAbstractListModel):
         if role == Qt.DisplayRole:
             return result_title(r)
         if role == Qt.ToolTipRole:
-            lines = [r.path or r.caption or "", f"score {r.score:.3f} (step 1: {r.step1:.3f})"]
+            lines = [r.path or r.caption or "", "" if r.direction == LIBRARY else match_line(r)]
             if r.width and r.height:
                 lines.append(f"{r.width} × {r.height}")
-            if r.date_taken:
-                lines.append(str(r.date_taken))
+            lines.append(date_line(r))
             return "\n".join(x for x in lines if x)
         if role == ResultRole:
             return r
+        if role == StrengthRole:
+            return strength(r)
+        if role == BadgeRole:
+            return badge(r)
         if role == ScoreRole:
             return float(r.score)
         if role == PathRole:

@@ -1,18 +1,27 @@
-"""QtExplanationPanel: three tabs that plot the core's explanation of one (query, result) pair."""
+"""QtExplanationPanel: three tabs that plot the core's explanation of one (query, result) pair, or, for similar
+photos (which have no text to explain), the two photos side by side and what the score means."""
 from __future__ import annotations
 
+import html
 import math
 from functools import partial
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSlider, QStackedWidget, QTabWidget, QVBoxLayout,
-                               QWidget)
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSlider, QStackedWidget, QTabWidget, QToolTip,
+                               QVBoxLayout, QWidget)
 
-from ...explanation import Explanation, GraphNode, plots
+from ...explanation import QUERY_NODE, RESULT_NODE, Explanation, GraphNode, NeighbourGraph, plots
+from ...explanation.graph_plot import GraphRoles, share
+from ...explanation.readable import merge_concepts, readable_graph
 from ..plot_canvas import QtPlotView
 
 CLICK_RADIUS = 16  # widget pixels around a node centre that count as a click on it
+WEIGHTS_NOTE = ("<b>What the numbers mean.</b> A bar is the share of the concept cue that a concept gives that side "
+                "(the model looks up the concepts nearest to the text and to the photo; their shares add up to 1, and "
+                "forms of one word, such as <i>sand</i> and <i>sandy</i>, are added together). The matrix shows how "
+                "often two concepts are named in the same training caption (brighter: more often).")
 
 
 class QtAttentionView(QWidget):
@@ -76,36 +85,51 @@ class QtConceptsView(QWidget):
         lay.addWidget(self.summary)
         self.explanation: Explanation | None = None
 
-    def set_data(self, explanation: Explanation) -> None:
+    def set_data(self, explanation: Explanation, text_role: str = "text") -> None:
         self.explanation = explanation
+        self.merged = merge_concepts(explanation.concepts)
         self.redraw()
 
         def names(fired) -> str:
-            return ", ".join(f"{c.name} ({float(c.weight):.2f})" for c in fired) or "none"
+            parts = []
+            for c in fired:
+                forms = [f for f in self.merged.forms.get(c.name, []) if f != c.name]
+                also = f" + {', '.join(forms)}" if forms else ""
+                parts.append(f"{html.escape(c.name)}{html.escape(also)} ({float(c.weight):.2f})")
+            return ", ".join(parts) or "none"
 
-        concepts = explanation.concepts
-        self.summary.setText(f"<b>Query:</b> {names(concepts.text)}<br><b>Photo:</b> {names(concepts.image)}")
+        concepts = self.merged.concepts
+        self.summary.setText(f"<b>{text_role[:1].upper() + text_role[1:]}:</b> {names(concepts.text)}<br>"
+                             f"<b>Photo:</b> {names(concepts.image)}<br><small>{WEIGHTS_NOTE}</small>")
 
     def redraw(self, keep_image: bool = False) -> None:
         if self.explanation is not None:
-            args = (self.explanation.concepts, self.plot.theme)
+            args = (self.merged.concepts, self.plot.theme)
             self.plot.set_renderer(partial(plots.render_concepts, *args), keep_image)
 
 
 class QtGraphView(QWidget):
-    """The neighbour graph; clicking a photo node emits :attr:`photo_clicked` with its path.
+    """The neighbour graph as a person reads it (:func:`~sfe_desktop.explanation.readable.readable_graph`).
 
-    The render returns each node's pixel position in the image; a click is hit-tested against them."""
+    Hovering a node (its marker or its label) shows its whole text; clicking a caption, or a training photo (shown
+    by its caption), emits :attr:`caption_clicked` with that caption (the window searches for it); clicking a
+    photo of the user's emits :attr:`photo_clicked` with its path (the window selects it). The render returns
+    each node's position and box in the image; pointer positions are hit-tested against them."""
 
     photo_clicked = Signal(str)
+    caption_clicked = Signal(str)
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.plot = QtPlotView(self)
+        self.plot.setMouseTracking(True)
         lay = QVBoxLayout(self)
         lay.addWidget(self.plot, 1)
         self.explanation: Explanation | None = None
+        self.graph = NeighbourGraph()
+        self.roles = GraphRoles()
         self.plot.clicked.connect(self._on_click)
+        self.plot.hovered.connect(self._on_hover)
 
     @property
     def pixels(self) -> dict[str, tuple[float, float]]:
@@ -113,33 +137,128 @@ class QtGraphView(QWidget):
         result = self.plot.result
         return result.info.get("pixels", {}) if result is not None else {}
 
-    def set_data(self, explanation: Explanation) -> None:
+    @property
+    def boxes(self) -> dict[str, tuple[float, float, float, float]]:
+        """Node id -> (x0, y0, x1, y1) of its marker and label, in pixels of the shown image."""
+        result = self.plot.result
+        return result.info.get("boxes", {}) if result is not None else {}
+
+    def set_data(self, explanation: Explanation, roles: GraphRoles | None = None) -> None:
         self.explanation = explanation
+        self.graph = readable_graph(explanation.neighbours)
+        self.roles = roles or GraphRoles()
         self.redraw()
 
     def redraw(self, keep_image: bool = False) -> None:
         if self.explanation is not None:
-            args = (self.explanation.neighbours, self.plot.theme)
-            self.plot.set_renderer(partial(plots.render_graph, *args), keep_image)
+            renderer = partial(plots.render_graph, self.graph, self.plot.theme, roles=self.roles)
+            self.plot.set_renderer(renderer, keep_image)
 
     def node_at(self, x: float, y: float, radius: float | None = None) -> GraphNode | None:
-        """The node nearest to image pixel (x, y) within ``radius`` pixels (default: CLICK_RADIUS widget px)."""
+        """The node whose box holds image pixel (x, y), else the nearest within ``radius`` pixels (default:
+        CLICK_RADIUS widget px)."""
+        for node_id, (x0, y0, x1, y1) in self.boxes.items():
+            if x0 <= x <= x1 and y0 <= y <= y1:
+                return self.graph.node(node_id)
         if radius is None:
             radius = CLICK_RADIUS * self.plot.pixel_scale()
         best, best_d = None, radius
-        pixels = self.pixels
-        for node in self.explanation.neighbours.nodes if self.explanation else []:
-            if node.id in pixels:
-                nx, ny = pixels[node.id]
-                d = math.hypot(nx - x, ny - y)
-                if d <= best_d:
-                    best, best_d = node, d
+        for node_id, (nx, ny) in self.pixels.items():
+            d = math.hypot(nx - x, ny - y)
+            if d <= best_d:
+                best, best_d = self.graph.node(node_id), d
         return best
+
+    def describe(self, node: GraphNode) -> str:
+        """The tooltip of a node: its whole text, what it is, and what a click does."""
+        weight = next((e.weight for e in self.graph.edges if e.target == node.id
+                       and e.source in (QUERY_NODE, RESULT_NODE)), None)
+        text = html.escape(node.label or "")
+        if node.id == QUERY_NODE:
+            what, click = self.roles.text, "Click: search for this text"
+        elif node.id == RESULT_NODE:
+            what = self.roles.photo
+            text = html.escape(node.path or node.label)
+            click = "Click: select it in the results" if node.path else ""
+        elif node.kind == "text":
+            what, click = f"training caption near {self.roles.text}", "Click: search for this caption"
+        elif node.path:
+            what, click, text = "photo", "Click: select it in the results", html.escape(node.path)
+        else:
+            what, click = (f"training photo near {self.roles.photo} (not on this computer; its caption)",
+                           "Click: search for this caption")
+        extra = f" · {share(weight)} of the neighbour cue" if weight is not None else ""
+        return f"<b>{html.escape(what)}</b>{extra}<br>{text}" + (f"<br><i>{click}</i>" if click else "")
+
+    def _on_hover(self, point: QPointF, global_pos) -> None:
+        node = self.node_at(point.x(), point.y())
+        if node is None:
+            QToolTip.hideText()
+            return
+        QToolTip.showText(global_pos, self.describe(node), self.plot)
 
     def _on_click(self, point) -> None:
         node = self.node_at(point.x(), point.y())
-        if node and node.kind in ("image", "query") and node.path:
+        if node is None:
+            return
+        if node.path:
             self.photo_clicked.emit(node.path)
+        elif node.kind in ("text", "query") or (node.kind == "image" and node.id != RESULT_NODE):
+            self.caption_clicked.emit(node.label)
+
+
+class QtSimilarView(QWidget):
+    """Similar photos: the two photos side by side and, in plain words, what the score is and why there is no
+    heatmap, concepts or graph."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.left, self.right = QLabel(), QLabel()
+        self.left_name, self.right_name = QLabel(), QLabel()
+        for label in (self.left, self.right):
+            label.setAlignment(Qt.AlignCenter)
+            label.setMinimumSize(120, 120)
+        for label in (self.left_name, self.right_name):
+            label.setAlignment(Qt.AlignCenter)
+            label.setWordWrap(True)
+        self.text = QLabel()
+        self.text.setWordWrap(True)
+        self.text.setTextFormat(Qt.RichText)
+        row = QHBoxLayout()
+        for photo, name in ((self.left, self.left_name), (self.right, self.right_name)):
+            col = QVBoxLayout()
+            col.addWidget(photo, 1)
+            col.addWidget(name)
+            row.addLayout(col, 1)
+        lay = QVBoxLayout(self)
+        lay.addLayout(row, 1)
+        lay.addWidget(self.text)
+        self._images: tuple[QImage | None, QImage | None] = (None, None)
+
+    def set_data(self, query: str, path: str, score: float, images: tuple[QImage | None, QImage | None]) -> None:
+        import os
+
+        self._images = images
+        self.left_name.setText(f"your photo<br><b>{html.escape(os.path.basename(query))}</b>")
+        self.right_name.setText(f"similar photo<br><b>{html.escape(os.path.basename(path))}</b>")
+        self.text.setText(
+            f"<b>Why these two are similar.</b> Similar photos are found by comparing the two photos as wholes: "
+            f"their overall features are {score:.0%} alike (cosine {score:.3f}; 100% would be the same photo). "
+            "No text is involved, so there is no word heatmap, no concepts of a query and no neighbour graph to "
+            "show. To see what the model sees in either photo, right-click it and choose <i>Find captions</i>.")
+        self._scale()
+
+    def _scale(self) -> None:
+        for label, image in zip((self.left, self.right), self._images):
+            if image is None or image.isNull():
+                label.setText("(cannot be read)" if image is not None else "")
+                continue
+            size = label.size()
+            label.setPixmap(QPixmap.fromImage(image).scaled(size, Qt.KeepAspectRatio, Qt.SmoothTransformation))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        self._scale()
 
 
 class QtExplanationPanel(QWidget):
@@ -160,9 +279,11 @@ class QtExplanationPanel(QWidget):
         self.title = QLabel()
         self.title.setWordWrap(True)
         self.title.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.similar = QtSimilarView()
         self.stack = QStackedWidget()
         self.stack.addWidget(self.placeholder)
         self.stack.addWidget(self.tabs)
+        self.stack.addWidget(self.similar)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.title)
@@ -171,15 +292,27 @@ class QtExplanationPanel(QWidget):
 
     def show_placeholder(self, text: str) -> None:
         self.title.clear()
+        self.title.setToolTip("")
         self.placeholder.setText(text)
         self.stack.setCurrentWidget(self.placeholder)
 
-    def set_explanation(self, explanation: Explanation, image: np.ndarray | None, title: str = "") -> None:
+    def set_explanation(self, explanation: Explanation, image: np.ndarray | None, title: str = "",
+                        tooltip: str = "", roles: GraphRoles | None = None) -> None:
+        """Show ``explanation``; ``title`` (rich text) heads it, ``tooltip`` on it gives the raw scores; ``roles``
+        name the text and the photo of the pair (the graph's legend)."""
         self.title.setText(title)
+        self.title.setToolTip(tooltip)
         self.attention.set_data(explanation, image)
-        self.concepts.set_data(explanation)
-        self.graph.set_data(explanation)
+        self.concepts.set_data(explanation, (roles or GraphRoles()).text)
+        self.graph.set_data(explanation, roles)
         self.stack.setCurrentWidget(self.tabs)
+
+    def show_similar(self, query: str, path: str, score: float, images, title: str = "", tooltip: str = "") -> None:
+        """Similar photos: the two side by side, and what can (and cannot) be shown for them."""
+        self.title.setText(title)
+        self.title.setToolTip(tooltip)
+        self.similar.set_data(query, path, score, images)
+        self.stack.setCurrentWidget(self.similar)
 
     def views(self) -> tuple:
         return self.attention, self.concepts, self.graph
