@@ -124,3 +124,25 @@ def test_concepts_view_merges_word_forms_and_says_what_the_weights_mean(qtbot):
     qtbot.waitUntil(lambda: view.plot.idle() and view.plot.result is not None, timeout=30000)
     drawn = view.plot.result.info["drawn"]
     assert drawn[0]["images"][0] == (3, 3) and drawn[0]["yticklabels"] == ["sand", "catch", "dog"]
+
+
+def test_concepts_view_names_the_imagenet_classes_the_photo_shows_and_the_words_name(qtbot):
+    from sfe_desktop.explanation import Explanation, NeighbourGraph
+    from sfe_desktop.qt.widgets.explanation_panel import QtConceptsView
+
+    concepts = Concepts([Concept("dog", 0.5)], [Concept("dog", 0.4)], ["dog"], np.zeros((1, 1), np.float32))
+    explanation = Explanation(0.5, 0.4, ["a", "dog"], (2, 2), np.full((2, 4), 0.25, np.float32),
+                              np.full(4, 0.25, np.float32), concepts, NeighbourGraph(),
+                              classes=[Concept("golden retriever", 0.62), Concept("tennis ball", 0.2)],
+                              word_classes=[None, Concept("golden retriever", 0.3)],
+                              grounding=np.array([0.0, 1.0], np.float32))
+    view = QtConceptsView()
+    qtbot.addWidget(view)
+    view.set_data(explanation, "your search")
+    summary = view.summary.text()
+    assert "golden retriever (62%), tennis ball (20%)" in summary and "dog → golden retriever" in summary
+    assert "a →" not in summary
+    plain = Explanation(0.5, 0.4, ["a", "dog"], (2, 2), np.full((2, 4), 0.25, np.float32),
+                        np.full(4, 0.25, np.float32), concepts, NeighbourGraph())
+    view.set_data(plain, "your search")
+    assert "Photo shows" not in view.summary.text()  # a model without a bridge names no ImageNet classes

@@ -99,8 +99,14 @@ class QtConceptsView(QWidget):
             return ", ".join(parts) or "none"
 
         concepts = self.merged.concepts
+        seen = ""  # what the photo shows by ImageNet's names, and the words grounded in them (with a label bridge)
+        if explanation.classes:
+            shown = ", ".join(f"{html.escape(c.name)} ({100 * float(c.weight):.0f}%)" for c in explanation.classes)
+            words = ", ".join(f"{html.escape(w)} → {html.escape(c.name)}"
+                              for w, c in zip(explanation.words, explanation.word_classes) if c is not None)
+            seen = f"<b>Photo shows:</b> {shown}<br>" + (f"<b>Words named:</b> {words}<br>" if words else "")
         self.summary.setText(f"<b>{text_role[:1].upper() + text_role[1:]}:</b> {names(concepts.text)}<br>"
-                             f"<b>Photo:</b> {names(concepts.image)}<br><small>{WEIGHTS_NOTE}</small>")
+                             f"<b>Photo:</b> {names(concepts.image)}<br>{seen}<small>{WEIGHTS_NOTE}</small>")
 
     def redraw(self, keep_image: bool = False) -> None:
         if self.explanation is not None:
