@@ -4,6 +4,7 @@ See docs/architecture.md for the contract (ImageFeatures, TextFeatures, Explanat
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -11,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import CheckpointError, SFEError
+from ..errors import Cancelled, CheckpointError, SFEError
 from ..settings import default_checkpoint, pick_device
 from .checkpoint import checkpoint_id, load_checkpoint
 from ..explanation import Explanation
@@ -158,7 +159,8 @@ class SFERuntime:
         return step2_scores(self.model, texts, image[0], rows, np.zeros_like(rows))
 
     # ------------------------------------------------------------------ corpus
-    def caption_corpus(self, progress: Callable[[int, int], None] | None = None) -> tuple[list[str], np.ndarray]:
+    def caption_corpus(self, progress: Callable[[int, int], None] | None = None,
+                       cancel: threading.Event | None = None) -> tuple[list[str], np.ndarray]:
         """The bundled caption corpus (duplicates removed) and its index vectors (Step-1 vectors, with the bridge
         vectors beside them when the model has a bridge).
 
@@ -181,16 +183,19 @@ class SFERuntime:
                         progress(min(a + 2048, len(keep)), len(keep))
             vecs = np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
             if self.model.cfg.bridge_dim:
-                vecs = index_vectors(vecs, self.bridge_vectors(texts, progress))
+                vecs = index_vectors(vecs, self.bridge_vectors(texts, progress, cancel))
             self._corpus = (texts, vecs.astype(np.float32))
         return self._corpus
 
     @torch.no_grad()
     def bridge_vectors(self, texts: Sequence[str], progress: Callable[[int, int], None] | None = None,
-                       batch_size: int = 256) -> np.ndarray:
-        """(N, r) label-bridge vectors of texts: the pretrained text tower alone (not the trained model)."""
+                       cancel: threading.Event | None = None, batch_size: int = 256) -> np.ndarray:
+        """(N, r) label-bridge vectors of texts: the pretrained text tower alone (not the trained model).
+        ``cancel`` set: :class:`~sfe_desktop.errors.Cancelled` between batches."""
         bridge, parts = self.model.bridge, []
         for a in range(0, len(texts), batch_size):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("computing the caption corpus's bridge vectors was cancelled")
             enc = self.model.text.tokenize([t if t.strip() else "." for t in texts[a:a + batch_size]])
             ids, mask = enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
             parts.append(bridge.text_vectors(bridge.sentence(self.model.text.lower(ids, mask), mask)).float().cpu().numpy())

@@ -206,7 +206,8 @@ class QtSession(QObject):
         self.skipped = skipped
         self.index_finished.emit(summary)
         if collection is self.collection:  # what photo -> caption search ranks: ready before the first one
-            self._run(None, collection.prepare_captions, on_error=lambda msg: log.info("captions: %s", msg))
+            self._run(None, collection.prepare_captions, cancellable=True,
+                      on_error=lambda msg: log.info("captions: %s", msg))
 
     def _index_done(self, worker: QtWorker) -> None:
         if self._index_worker is worker:

@@ -176,10 +176,11 @@ class Collection:
         return self.searcher.explain(result)
 
     # -- captions, thumbnails, info --------------------------------------------------------------------
-    def prepare_captions(self) -> int:
+    def prepare_captions(self, progress=None, cancel=None) -> int:
         """Compute (or read from the disk cache) what :meth:`search_image` ranks, so that the first photo ->
-        caption search does not wait for it; returns how many captions there are."""
-        return len(self.searcher.caption_bank()[0])
+        caption search does not wait for it; returns how many captions there are. ``cancel`` (a
+        ``threading.Event``) stops it (:class:`~sfe_desktop.errors.Cancelled`): a window closing does not wait."""
+        return len(self.searcher.caption_bank(cancel)[0])
 
     def add_captions(self, path) -> int:
         """Add the sentences of a CSV or text file to the captions searched by :meth:`search_image`;

@@ -45,17 +45,18 @@ def _read(texts_file: Path, vectors_file: Path, dim: int) -> tuple[list[str], np
     return texts, vectors
 
 
-def caption_corpus(runtime) -> tuple[list[str], np.ndarray]:
+def caption_corpus(runtime, cancel=None) -> tuple[list[str], np.ndarray]:
     """``runtime.caption_corpus()`` (captions, (M, width) float32 index vectors), read from the disk cache when
-    the runtime was loaded from a checkpoint folder, computed and written there otherwise."""
+    the runtime was loaded from a checkpoint folder, computed and written there otherwise. ``cancel``: a
+    ``threading.Event`` that stops the computation (:class:`~sfe_desktop.errors.Cancelled`)."""
     if getattr(runtime, "source", None) is None:  # a runtime built in memory (tests): nothing to key a file by
-        return runtime.caption_corpus()
+        return runtime.caption_corpus(cancel=cancel)
     texts_file, vectors_file = cache_files(runtime.checkpoint_id)
     # the width of an indexed vector: the Step-1 vector, and the label bridge's beside it where the model has one
     cached = _read(texts_file, vectors_file, int(getattr(runtime, "vector_dim", None) or runtime.dim))
     if cached is not None:
         return cached
-    texts, vectors = runtime.caption_corpus()
+    texts, vectors = runtime.caption_corpus(cancel=cancel)
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     def save(tmp: str) -> None:
         with open(tmp, "wb") as f:

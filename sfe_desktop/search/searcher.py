@@ -100,14 +100,15 @@ class Searcher:
         feats = self._cached(("image", label), lambda: self._encode_image(load_image(label, self.runtime.image_size)))
         return feats, None, label
 
-    def caption_bank(self) -> tuple[list[str], np.ndarray]:
+    def caption_bank(self, cancel=None) -> tuple[list[str], np.ndarray]:
         """The bundled caption corpus plus the user's captions, with their index vectors (Step-1 vectors, with the
-        bridge vectors beside them when the model has a bridge: as wide as the corpus's)."""
+        bridge vectors beside them when the model has a bridge: as wide as the corpus's). ``cancel``: a
+        ``threading.Event`` that stops computing them (:class:`~sfe_desktop.errors.Cancelled`)."""
         version = self.state.caption_version
         with self._lock:
             if self._captions is not None and self._captions[0] == version:
                 return self._captions[1], self._captions[2]
-        texts, vectors = caption_corpus(self.runtime)
+        texts, vectors = caption_corpus(self.runtime, cancel)
         texts, vectors = list(texts), [np.asarray(vectors, dtype=np.float32)]
         known = set(texts)
         user = [t for t in self.state.captions() if t not in known and not known.add(t)]
