@@ -17,7 +17,7 @@ def test_vectors_of_any_index_width_are_read_back_not_recomputed(tmp_path, monke
     vectors = np.random.default_rng(0).standard_normal((3, width)).astype(np.float32)
     calls = []
     runtime = SimpleNamespace(source=tmp_path, checkpoint_id=f"ckpt-{width}", dim=dim, vector_dim=vector_dim,
-                              caption_corpus=lambda: calls.append(1) or (texts, vectors))
+                              caption_corpus=lambda cancel=None: calls.append(1) or (texts, vectors))
     first = caption_corpus(runtime)
     second = caption_corpus(runtime)
     assert calls == [1]  # the second came from the files
@@ -25,3 +25,22 @@ def test_vectors_of_any_index_width_are_read_back_not_recomputed(tmp_path, monke
     _, vectors_file = cache_files(runtime.checkpoint_id)
     np.save(vectors_file, vectors[:, :2])  # a file of another width is not trusted: computed again
     assert np.array_equal(caption_corpus(runtime)[1], vectors) and calls == [1, 1]
+
+
+def test_computing_the_bridge_vectors_of_the_corpus_stops_when_cancelled():
+    """A window closing while the caption bank is prepared does not wait for the whole corpus."""
+    import threading
+
+    import pytest
+
+    from sfe_desktop.errors import Cancelled
+    from sfe_desktop.model.runtime import tiny_runtime
+
+    runtime = tiny_runtime(0)
+    assert runtime.model.cfg.bridge_dim  # the bridge vectors are what takes long
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Cancelled):
+        runtime.caption_corpus(cancel=stop)
+    texts, vectors = runtime.caption_corpus()  # nothing half-made was kept
+    assert vectors.shape == (len(texts), runtime.vector_dim)

@@ -133,7 +133,7 @@ def test_photo_to_caption_vectors_are_cached_on_disk_per_checkpoint(col, photos,
     monkeypatch.setattr(runtime, "source", photos, raising=False)
     computed = runtime.caption_corpus()
     calls = []
-    monkeypatch.setattr(runtime, "caption_corpus", lambda progress=None: calls.append(1) or computed)
+    monkeypatch.setattr(runtime, "caption_corpus", lambda progress=None, cancel=None: calls.append(1) or computed)
     first = Collection.open(photos, runtime)
     try:
         ranked = first.search_image(photos / "p1.jpg", top=5)
