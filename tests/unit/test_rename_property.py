@@ -104,6 +104,14 @@ def apply(root: Path, op: tuple, backdate: bool) -> None:
         written(at[0], backdate)
 
 
+def same_results(a: dict, b: dict) -> bool:
+    """Searches of two indexes agree: the same paths in the same order, scores within 1e-4 relative (the fused
+    score divides by small spreads, which makes float32 rounding of the query's novelty visible)."""
+    return a.keys() == b.keys() and all(
+        [p for p, _ in a[q]] == [p for p, _ in b[q]]
+        and np.allclose([s for _, s in a[q]], [s for _, s in b[q]], rtol=1e-4) for q in a)
+
+
 def snapshot(col: Collection) -> dict:
     """What an index holds, independent of row ids and vector row numbers."""
     rows = col.catalog.files()
@@ -153,7 +161,10 @@ def test_any_change_sequence_equals_a_fresh_index(tmp_path_factory, start, round
             fresh = snapshot(col)
         assert set(incremental["rows"]) == {p.encode() for p in present(root)}
         for key in fresh:
-            assert incremental[key] == fresh[key], f"{key} differs after round {n}: {ops}"
+            if key == "search":  # same photos in the same order; fused scores equal to float32 rounding
+                assert same_results(incremental[key], fresh[key]), f"{key} differs after round {n}: {ops}"
+            else:
+                assert incremental[key] == fresh[key], f"{key} differs after round {n}: {ops}"
 
 
 def test_the_issues_rotation_and_swap_of_look_alike_files(tmp_path):
