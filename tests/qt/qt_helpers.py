@@ -7,8 +7,13 @@ import subprocess
 import time
 from pathlib import Path
 
+import sys
+
 import numpy as np
 from PIL import Image, ImageDraw
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "unit"))
+from guards import session_processes  # noqa: E402,F401  (one walk of /proc for both test trees)
 
 COLOURS = [(200, 40, 40), (40, 160, 60), (40, 80, 200), (230, 200, 40), (20, 20, 20), (240, 240, 240)]
 
@@ -57,21 +62,6 @@ def wait_for_log(log: Path, pattern: re.Pattern, proc: subprocess.Popen, seconds
             break
         time.sleep(0.2)
     raise AssertionError(f"no {pattern.pattern!r} in the app's log:\n{log.read_text(errors='replace')[-3000:]}")
-
-
-def session_processes(leader: int) -> list[str]:
-    """The processes (Linux /proc) still in the session that ``leader`` started: everything the run spawned."""
-    left = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[3]) == leader:
-                left.append(entry)
-    return left
 
 
 def command_line(pid: str) -> str:

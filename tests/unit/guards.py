@@ -47,3 +47,18 @@ def fifo(tmp_path):
             os.close(fd)
         except OSError:
             pass
+
+
+def session_processes(leader: int) -> list[str]:
+    """The processes (Linux /proc) still in the session that ``leader`` started: everything the run spawned."""
+    left = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[3]) == leader:
+                left.append(entry)
+    return left

@@ -6,6 +6,7 @@ import json
 
 import pytest
 from collection_fixtures import data_dir, photos, runtime  # noqa: F401
+from guards import session_processes
 
 from sfe_desktop import cli
 from sfe_desktop.model.runtime import SFERuntime
@@ -211,17 +212,7 @@ def test_sigterm_stops_an_index_run_keeps_its_work_and_leaves_no_process(tmp_pat
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM, (proc.returncode, err[-2000:])
     assert "interrupted: what was indexed is kept" in err
-    left = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[3]) == proc.pid:  # the session it led: anything it started
-                left.append(entry)
-    assert left == []
+    assert session_processes(proc.pid) == []  # the session it led: anything it started
 
     import sqlite3
 
