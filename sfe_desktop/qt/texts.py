@@ -47,8 +47,6 @@ def results_label(kind: str, query: str, results: list[Result], shown: int, filt
         text = f"{plural(strong, 'strong match', 'strong matches')} {what[1]}"
         if weak:
             text += f" and {plural(weak, 'weak one')} (faded)"
-    elif any(r.confidence is not None for r in results):  # the model is sure of none of them
-        text += ", none of them a match (closest first)"
     elif results:  # a checkpoint without a match confidence: how sure it is cannot be told, only the ranking
         text += ", best score first (this model gives no match confidence)"
     if filtered:

@@ -69,12 +69,3 @@ def test_the_grid_fills_its_pane(qtbot, make_window, photos):
         assert columns >= 2 and width - columns * cell <= columns  # at most a pixel a column left over
         tiles = [view.visualRect(window.model.index(i)) for i in range(columns)]
         assert tiles[-1].right() >= width - columns - 2  # the last column reaches the right edge
-
-
-def test_results_the_model_is_sure_of_none_are_not_called_unconfident():
-    from sfe_desktop.qt.texts import results_label
-    from sfe_desktop.search.types import TEXT_TO_IMAGE, Result
-
-    low = [Result(1, 3.2, 0.2, TEXT_TO_IMAGE, "qxzv", path="/p/a.jpg", confidence=0.01)]
-    text = results_label(TEXT_TO_IMAGE, "qxzv", low, 1, False)
-    assert "none of them a match" in text and "no match confidence" not in text
