@@ -10,8 +10,12 @@
   score (as a search ranks it: Step 2 with the bridge fused in) is compared with filling 10 % random patches
   (the mean of three draws).
 
-Each grounding mode of the explanation is measured (``--modes``): "mixed" (what the app draws: each word's
-Step-2 attention row mixed with the class map of the ImageNet classes it names), "attention", "classes".
+Each grounding mode of the explanation is measured (``--modes``): "regions" (what the app draws: the "mixed" rows
+weighted by where the whole text matches windows of the photo, each window encoded on its own), "mixed" (each
+word's Step-2 attention row mixed with the class map of the ImageNet classes it names), "attention", "classes".
+The windows of "regions" include the four quadrant-sized ones, so a mosaic suits them; ``--offset`` moves the
+mosaic's dividing lines off the centre (e.g. 0.1: at 40 % or 60 % of the side, drawn per mosaic) to measure
+without that advantage.
 
     python benchmarks/grounding.py --dataset ../shared/data/flickr8k/dataset_flickr8k.json \
         --images ../shared/data/flickr8k/images --split val [--mosaics 300] [--deletions 300] [--json out.json]
@@ -56,16 +60,18 @@ def pick_mosaics(ds, n: int, rng: np.random.Generator) -> list[tuple[list[int], 
     return out
 
 
-def mosaic_image(paths, size: int):
+def mosaic_image(paths, size: int, at: tuple[float, float] = (0.5, 0.5)):
+    """The four photos in a square of ``size`` divided at fractions ``at`` (down, across) of the side."""
     from PIL import Image
 
     from sfe_desktop.data.images import load_image
 
-    half = size // 2
+    y, x = round(at[0] * size), round(at[1] * size)
     canvas = Image.new("RGB", (size, size))
     for k, p in enumerate(paths):
-        im = load_image(p, min_side=half).resize((half, half), Image.BILINEAR)
-        canvas.paste(im, ((k % 2) * half, (k // 2) * half))
+        top, left = (k // 2) * y, (k % 2) * x
+        box = (x if k % 2 == 0 else size - x, y if k // 2 == 0 else size - y)
+        canvas.paste(load_image(p, min_side=max(box)).resize(box, Image.BILINEAR), (left, top))
     return canvas
 
 
@@ -82,32 +88,27 @@ def fill_cells(image, cells: np.ndarray, grid: tuple[int, int], size: int):
     return Image.fromarray(arr)
 
 
-def pair_scores(rt, text, feats) -> np.ndarray:
-    """The pair's score as a search ranks it: Step 2, with the label bridge fused in when the model has one."""
-    w = float(rt.query_weights(text, "text")[0])
-    bridge = None if text.bridge is None else text.bridge[0]
-    return np.asarray(rt.fused_step2(rt.rerank_text(text[0], feats), bridge, feats.bridge, w), np.float64)
-
-
-def run(rt, ds, n_mosaics: int, n_deletions: int, modes, seed: int = 0, progress=print) -> dict:
-    """Mosaic pointing and deletion faithfulness of the heatmap of each grounding mode in ``modes``."""
+def run(rt, ds, n_mosaics: int, n_deletions: int, modes, seed: int = 0, progress=print, offset: float = 0.0) -> dict:
+    """Mosaic pointing and deletion faithfulness of the heatmap of each grounding mode in ``modes``; ``offset``:
+    each mosaic's dividing lines drawn uniformly within that distance of the centre."""
     import torch
 
     from sfe_desktop.data.images import load_image
     from sfe_desktop.train.mosaic import quadrant_weights
 
     rng = np.random.default_rng(seed)
-    quad = quadrant_weights(rt.grid)
     caption_rows = {m: [] for m in modes}
     word_rows = {m: [] for m in modes}
     t0 = time.time()
     for n, (imgs, q, cap) in enumerate(pick_mosaics(ds, n_mosaics, rng)):
-        mosaic = mosaic_image([ds.image_paths[i] for i in imgs], rt.image_size)
-        image = rt.encode_images(rt.preprocess(mosaic)[None], logits=True)
+        at = tuple(0.5 + rng.uniform(-offset, offset, 2)) if offset else (0.5, 0.5)
+        quad = quadrant_weights(rt.grid, at)
+        pixels = rt.preprocess(mosaic_image([ds.image_paths[i] for i in imgs], rt.image_size, at))
+        image = rt.encode_images(pixels[None], logits=True)
         text = rt.encode_texts([ds.captions[cap]])
         wanted = content_words(ds.captions[cap])
         for mode in modes:
-            ex = rt.explain(text, image, grounding=mode)
+            ex = rt.explain(text, image, grounding=mode, pixels=pixels)
             caption_rows[mode].append(pointing(ex.heatmap, quad, q))
             for word, row in zip(ex.words, ex.attention):
                 if word.lower() in wanted:
@@ -121,13 +122,14 @@ def run(rt, ds, n_mosaics: int, n_deletions: int, modes, seed: int = 0, progress
     for n, i in enumerate(rng.choice(len(ds.images), min(n_deletions, len(ds.images)), replace=False).tolist()):
         photo = load_image(ds.image_paths[i], min_side=rt.image_size)
         text = rt.encode_texts([ds.captions[int(rng.choice(caps_of[i]))]])
-        image = rt.encode_images(rt.preprocess(photo)[None], logits=True)
-        base = float(pair_scores(rt, text, image)[0])
+        pixels = rt.preprocess(photo)
+        image = rt.encode_images(pixels[None], logits=True)
+        base = float(rt.pair_scores(text, image)[0])
         randoms = [fill_cells(photo, rng.choice(n_cells, k, replace=False), rt.grid, rt.image_size) for _ in range(3)]
-        variants = [fill_cells(photo, np.argsort(-np.asarray(rt.explain(text, image, grounding=m).heatmap))[:k],
+        variants = [fill_cells(photo, np.argsort(-np.asarray(rt.explain(text, image, grounding=m, pixels=pixels).heatmap))[:k],
                                rt.grid, rt.image_size) for m in modes]
         batch = np.stack([rt.preprocess(v).numpy() for v in variants + randoms])
-        scores = pair_scores(rt, text, rt.encode_images(torch.from_numpy(batch)))
+        scores = rt.pair_scores(text, rt.encode_images(torch.from_numpy(batch)))
         for j, mode in enumerate(modes):
             drops[mode][0].append(base - scores[j])
             drops[mode][1].append(base - float(np.mean(scores[len(modes):])))
@@ -158,8 +160,10 @@ def main() -> None:
     ap.add_argument("--mosaics", type=int, default=300)
     ap.add_argument("--deletions", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--modes", default="mixed,attention,classes",
-                    help="grounding modes to compare (the first is the app's): mixed, attention, classes")
+    ap.add_argument("--modes", default="regions,mixed,attention,classes",
+                    help="grounding modes to compare (the first is the app's): regions, mixed, attention, classes")
+    ap.add_argument("--offset", type=float, default=0.0,
+                    help="move each mosaic's dividing lines up to this fraction of the side off the centre")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     from sfe_desktop.data.datasets import load_karpathy
@@ -170,8 +174,10 @@ def main() -> None:
     rt = SFERuntime.load(args.checkpoint, "cpu")
     ds = load_karpathy(args.dataset, args.images, args.split)
     print(machine())
-    modes = args.modes.split(",") if rt.model.bridge is not None else ["attention"]
-    res = run(rt, ds, args.mosaics, args.deletions, modes, args.seed)
+    modes = args.modes.split(",") if rt.model.bridge is not None else [m for m in ("regions", "attention")
+                                                                        if m in args.modes.split(",")]
+    res = run(rt, ds, args.mosaics, args.deletions, modes, args.seed, offset=args.offset)
+    res["offset"] = args.offset
     for mode in modes:
         r = res[mode]
         print(f"[{mode}] mosaic pointing ({r['mosaics']} mosaics, chance 25 %): caption heatmap mass"

@@ -239,8 +239,9 @@ def build_parser(train_commands: bool = True) -> argparse.ArgumentParser:
     p.add_argument("query", nargs="?", default=None, help="text query (a text -> photo result), or the TEXT of PHOTO")
     p.add_argument("--pairs", metavar="FILE.jsonl", default=None,
                    help='explain every line {"photo": ..., "text": ...}; one JSON object per line')
-    p.add_argument("--grounding", default="mixed", choices=("mixed", "attention", "classes"),
-                   help="how the word maps are made (default mixed: Step-2 attention with the ImageNet class maps)")
+    p.add_argument("--grounding", default="regions", choices=("regions", "mixed", "attention", "classes"),
+                   help="how the word maps are made (default regions: Step-2 attention with the ImageNet class maps,"
+                        " weighted by where the whole text matches windows of the photo)")
     p.add_argument("--json", action="store_true", help="JSON output (the only format; accepted for scripts)")
     p.add_argument("--image", metavar="PHOTO", help="a photo -> caption result of PHOTO instead")
     p.add_argument("--rank", type=bounded(Int(1, MAX_TOP)), default=1, help="which result (default: 1, the best)")

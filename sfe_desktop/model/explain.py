@@ -62,7 +62,52 @@ def _concepts_from_attention(names: Sequence[str], attn: torch.Tensor | None, li
 # ("man", "girl", "people", "field") stay below 0.35 (ImageNet has no person class); objects ("dog", "ball",
 # "car", "pizza", "umbrella") reach 0.5 and more.
 GROUND_FROM, GROUND_TO = 0.35, 0.5
-GROUNDING_MODES = ("mixed", "attention", "classes")
+# "regions" (the app's): the "mixed" rows weighted by where the whole text matches the photo (the scores of
+# windows of the photo, each encoded on its own); "mixed": each word's Step-2 attention row mixed with its class
+# map; "attention" and "classes" alone, for comparison (benchmarks/grounding.py measures each).
+GROUNDING_MODES = ("regions", "mixed", "attention", "classes")
+
+# The windows of "regions" grounding as (top, left, side) fractions of the photo: nine half-size windows a
+# quarter apart and four of 0.7 of the side. A window's weight is softmax(z / REGION_TEMPERATURE) of its score's
+# z-score among the windows.
+WINDOWS = tuple((i / 4, j / 4, 0.5) for i in range(3) for j in range(3)) + \
+    tuple((i * 0.3, j * 0.3, 0.7) for i in range(2) for j in range(2))
+REGION_TEMPERATURE = 0.25
+
+
+def crop_windows(pixels: torch.Tensor, windows=WINDOWS) -> torch.Tensor:
+    """(K, 3, S, S): each window of a preprocessed photo (3, S, S) cut out and resized to the full input size."""
+    size = pixels.shape[-1]
+    crops = []
+    for top, left, side in windows:
+        y0, x0, n = round(top * size), round(left * size), max(1, round(side * size))
+        crop = pixels[None, :, y0:y0 + n, x0:x0 + n]
+        crops.append(F.interpolate(crop, size=(size, size), mode="bilinear", align_corners=False))
+    return torch.cat(crops)
+
+
+def window_coverage(grid: tuple[int, int], windows=WINDOWS) -> np.ndarray:
+    """(K, N): the share of each grid cell's area inside each window."""
+    h, w = grid
+    rows = (np.arange(h) / h, (np.arange(h) + 1) / h)
+    cols = (np.arange(w) / w, (np.arange(w) + 1) / w)
+
+    def overlap(lo, hi, a, b):
+        return np.clip(np.minimum(hi, b) - np.maximum(lo, a), 0, None) * len(lo)
+
+    out = [np.outer(overlap(*rows, top, top + side), overlap(*cols, left, left + side)).ravel()
+           for top, left, side in windows]
+    return np.stack(out).astype(np.float32)
+
+
+def region_map(scores: np.ndarray, coverage: np.ndarray, temperature: float = REGION_TEMPERATURE) -> np.ndarray:
+    """(N,) where the text matches: the windows' coverage weighted by softmax of their scores' z-scores,
+    summing to 1 (uniform when every window scores the same)."""
+    s = np.asarray(scores, np.float64)
+    z = (s - s.mean()) / s.std() if s.std() > 1e-9 else np.zeros_like(s)
+    w = np.exp((z - z.max()) / temperature)
+    heat = (w / w.sum()) @ np.asarray(coverage, np.float64)
+    return (heat / heat.sum()).astype(np.float32)
 
 
 def class_map(logits: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -82,7 +127,7 @@ def _sentences(model: SFEModel, texts: Sequence[str]) -> torch.Tensor:
 
 
 def word_class_maps(model: SFEModel, words: Sequence[str], logits: np.ndarray, class_names: Sequence[str],
-                    mode: str = "mixed") -> tuple[np.ndarray, np.ndarray, list[Concept | None]]:
+                    mode: str = "regions") -> tuple[np.ndarray, np.ndarray, list[Concept | None]]:
     """The class map of the ImageNet classes each word names, and how much of the word's row it makes up.
     Returns ((W, N) maps summing to 1, (W,) the map's share of each word's row, the class each word names)."""
     if mode not in GROUNDING_MODES:
@@ -97,7 +142,7 @@ def word_class_maps(model: SFEModel, words: Sequence[str], logits: np.ndarray, c
     top = assign.max(1)
     named = [Concept(class_names[int(i)], float(w)) if b > 0 and int(i) < len(class_names) else None
              for b, w, i in zip(share.tolist(), top.values.tolist(), top.indices.tolist())]
-    share = {"mixed": share, "attention": np.zeros_like(share), "classes": np.ones_like(share)}[mode]
+    share = {"regions": share, "mixed": share, "attention": np.zeros_like(share), "classes": np.ones_like(share)}[mode]
     return maps.astype(np.float32), share.astype(np.float32), named
 
 
@@ -113,12 +158,15 @@ def image_classes(logits: np.ndarray, class_names: Sequence[str], limit: int = 5
 def explain_pair(model: SFEModel, text: TextFeatures, image: ImageFeatures, *, grid: tuple[int, int],
                  vocabulary: Sequence[str], corpus: Corpus, photo: str | None = None,
                  photo_label: str = "result photo", class_names: Sequence[str] = (),
-                 grounding: str = "mixed") -> Explanation:
+                 grounding: str = "regions", region: np.ndarray | None = None) -> Explanation:
     """Explain the pair (``text[0]``, ``image[0]``). ``vocabulary``: the concept names; ``corpus``: the training
     corpus the neighbour graph shows; ``photo`` and ``photo_label``: the file and the graph label of the image
     side of the pair. With a bridge and the image's patch logits (``image.logits``), each word's row is grounded
-    in the class maps of the ImageNet classes (``class_names``) it names (``grounding``: "mixed", the measured
-    choice; "attention" or "classes" alone for comparison)."""
+    in the class maps of the ImageNet classes (``class_names``) it names; with "regions" grounding (the measured
+    choice) and ``region`` (:func:`region_map`, (N,)), each row is then weighted by where the whole text matches.
+    "mixed", "attention" or "classes" alone are for comparison."""
+    if grounding not in GROUNDING_MODES:
+        raise ValueError(f"grounding mode {grounding!r} is not one of {', '.join(GROUNDING_MODES)}")
     m, dev, names = model, model.device, list(vocabulary)
     words = torch.from_numpy(text.words[:1].astype(np.float32)).to(dev)
     mask = torch.from_numpy(text.mask[:1]).to(dev)
@@ -143,6 +191,10 @@ def explain_pair(model: SFEModel, text: TextFeatures, image: ImageFeatures, *, g
             if word >= 0:
                 rows[piece] = (1 - share[word]) * rows[piece] + share[word] * maps[word]
         classes = image_classes(image.logits[0], class_names)
+    if grounding == "regions" and region is not None:
+        weighted = rows * np.asarray(region, np.float32)[None]
+        total = weighted.sum(1, keepdims=True)
+        rows = np.where(total > 0, weighted / np.maximum(total, 1e-12), rows).astype(np.float32)
     # the pair's heatmap: how much each patch feeds the word side of the score (words by their weight)
     heatmap = (omega_w[:, None] * rows).sum(0).astype(np.float32)
     word_list, attn = merge_wordpieces(tokens[:n_words], rows)

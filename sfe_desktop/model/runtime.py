@@ -18,7 +18,7 @@ from .checkpoint import checkpoint_id, load_checkpoint
 from ..explanation import Explanation
 from .config import ModelConfig
 from .corpus import Corpus
-from .explain import explain_pair
+from .explain import crop_windows, explain_pair, region_map, window_coverage
 from .features import ImageFeatures, TextFeatures, encode_images_lower, encode_texts, index_vectors
 from .fusion import Fusion, nearest_cosine
 from .ranking import rerank_depth, step2_scores
@@ -204,28 +204,48 @@ class SFERuntime:
         return np.concatenate(parts) if parts else np.zeros((0, self.model.cfg.bridge_dim), np.float32)
 
     # ------------------------------------------------------------------ explanations
+    def pair_scores(self, text: TextFeatures, images: ImageFeatures) -> np.ndarray:
+        """(K,) scores of ``text[0]`` against K images as a search ranks them: Step 2, with the label bridge fused
+        in when the model has one."""
+        weight = float(self.query_weights(text[0], "text")[0])
+        bridge = None if text.bridge is None else text.bridge[0]
+        return np.asarray(self.fused_step2(self.rerank_text(text[0], images), bridge, images.bridge, weight))
+
+    def region(self, text: TextFeatures, pixels: torch.Tensor) -> np.ndarray:
+        """(N,) where ``text[0]`` matches a preprocessed photo (3, S, S): the scores of its windows
+        (:data:`~sfe_desktop.model.explain.WINDOWS`), each encoded on its own, spread over the grid cells."""
+        scores = self.pair_scores(text, self.encode_images(crop_windows(pixels)))
+        return region_map(scores, window_coverage(self.grid))
+
     def explain(self, text: TextFeatures, image: ImageFeatures, photo: str | None = None,
-                photo_label: str = "result photo", grounding: str = "mixed") -> Explanation:
-        """Why ``image[0]`` matches ``text[0]``; ``photo``: the image's file, when it has one. With a bridge, the
-        class maps need the photo's patch logits: taken from ``image`` when it has them, else the photo file is
-        encoded again (an index keeps no logits)."""
+                photo_label: str = "result photo", grounding: str = "regions",
+                pixels: torch.Tensor | None = None) -> Explanation:
+        """Why ``image[0]`` matches ``text[0]``; ``photo``: the image's file, when it has one; ``pixels``: the
+        preprocessed photo (3, S, S), read from ``photo`` when not given. The class maps need the photo's patch
+        logits (taken from ``image`` when it has them; an index keeps none) and "regions" grounding needs the
+        pixels; a photo that cannot be read now leaves the attention rows alone."""
         image = image[0]
-        if self.model.bridge is not None and image.logits is None and photo:
+        need_logits = self.model.bridge is not None and image.logits is None
+        if pixels is None and photo and (need_logits or grounding == "regions"):
             try:
-                logits = self.encode_images(self.load_image(photo)[None], logits=True).logits
-                image = ImageFeatures(image.global_, image.patches, image.bridge, logits)
-            except SFEError:  # the file went away or changed into a non-photo: attention rows alone
-                log.info("no class maps for %s: it cannot be read now", photo)
+                pixels = self.load_image(photo)
+            except SFEError:  # the file went away or changed into a non-photo
+                log.info("no class maps or regions for %s: it cannot be read now", photo)
+        if pixels is not None and need_logits:
+            logits = self.encode_images(pixels[None], logits=True).logits
+            image = ImageFeatures(image.global_, image.patches, image.bridge, logits)
+        region = self.region(text[0], pixels) if grounding == "regions" and pixels is not None else None
         return explain_pair(self.model, text[0], image, grid=self.grid, vocabulary=self.concept_names,
                             corpus=self.corpus, photo=photo, photo_label=photo_label, class_names=self.class_names,
-                            grounding=grounding)
+                            grounding=grounding, region=region)
 
-    def explain_photo(self, photo, text: str, grounding: str = "mixed") -> tuple[Explanation, float | None]:
+    def explain_photo(self, photo, text: str, grounding: str = "regions") -> tuple[Explanation, float | None]:
         """(explanation, match confidence) of a photo file and a text, without an index: the photo is encoded
         here. Raises :class:`~sfe_desktop.errors.ImageReadError` for a file that is not a readable photo."""
-        image = self.encode_images(self.load_image(photo)[None], logits=True)
+        pixels = self.load_image(photo)
+        image = self.encode_images(pixels[None], logits=True)
         texts = self.encode_texts([text])
-        return (self.explain(texts, image, photo=str(photo), photo_label="photo", grounding=grounding),
+        return (self.explain(texts, image, photo=str(photo), photo_label="photo", grounding=grounding, pixels=pixels),
                 self.pair_confidence(texts, image))
 
 

@@ -20,17 +20,18 @@ def content_words(text: str) -> set[str]:
     return {w for w in words(text) if len(w) > 2 and w not in STOPWORDS}
 
 
-def quadrant_weights(grid: tuple[int, int]) -> np.ndarray:
-    """(4, h*w): the share of each grid cell's area in each quadrant (TL, TR, BL, BR)."""
+def quadrant_weights(grid: tuple[int, int], at: tuple[float, float] = (0.5, 0.5)) -> np.ndarray:
+    """(4, h*w): the share of each grid cell's area in each quadrant (TL, TR, BL, BR) of a mosaic divided at
+    fractions ``at`` (down, across) of its side."""
     h, w = grid
 
-    def split(n: int) -> np.ndarray:  # (n, 2): share of each cell in the first and the second half
+    def split(n: int, line: float) -> np.ndarray:  # (n, 2): share of each cell before and after the line
         edges = np.linspace(0.0, 1.0, n + 1)
         width = edges[1:] - edges[:-1]
-        first = np.clip(0.5 - edges[:-1], 0.0, None).clip(max=width) / width
+        first = np.clip(line - edges[:-1], 0.0, None).clip(max=width) / width
         return np.stack([first, 1.0 - first], 1)
 
-    rows, cols = split(h), split(w)
+    rows, cols = split(h, at[0]), split(w, at[1])
     return np.stack([np.outer(rows[:, a], cols[:, b]).ravel() for a in (0, 1) for b in (0, 1)])
 
 

@@ -8,7 +8,7 @@ import torch
 
 from sfe_desktop.model.build import TINY_CLASSES
 from sfe_desktop.model.calibrate import nonsense_queries
-from sfe_desktop.model.explain import class_map, word_class_maps
+from sfe_desktop.model.explain import WINDOWS, class_map, crop_windows, region_map, window_coverage, word_class_maps
 from sfe_desktop.model.features import ImageFeatures
 from sfe_desktop.model.fusion import Confidence
 from sfe_desktop.model.runtime import tiny_runtime
@@ -74,6 +74,67 @@ def test_heat_sits_where_the_named_class_dominates(rt, corpus_images):
     assert row[quadrant].sum() > 0.5 and ex.word_classes[ex.words.index("car")].name == "car"
     attention_only = rt.explain(rt.encode_texts(["a car"]), stubbed, grounding="attention")
     assert row[quadrant].sum() > attention_only.attention[ex.words.index("car")][quadrant].sum()
+
+
+def test_each_window_is_cut_where_its_coverage_says(rt):
+    """A photo whose channels are its x and y coordinates: each window's crop centre is the window's centre, and
+    its coverage of the grid cells adds up to its area."""
+    size, (h, w) = rt.image_size, rt.grid
+    ramp = (torch.arange(size, dtype=torch.float32) + 0.5) / size
+    pixels = torch.stack([ramp.expand(size, size), ramp[:, None].expand(size, size), torch.zeros(size, size)])
+    crops, cover = crop_windows(pixels), window_coverage(rt.grid)
+    assert crops.shape == (len(WINDOWS), 3, size, size) and cover.shape == (len(WINDOWS), h * w)
+    for (top, left, side), crop, row in zip(WINDOWS, crops, cover):
+        assert abs(float(crop[0].mean()) - (left + side / 2)) < 2 / size
+        assert abs(float(crop[1].mean()) - (top + side / 2)) < 2 / size
+        assert abs(row.sum() - side * side * h * w) < 1e-3 and row.min() >= 0 and row.max() <= 1 + 1e-6
+        centre = int((top + side / 2) * h) * w + int((left + side / 2) * w)
+        assert row[centre] == pytest.approx(1.0)
+
+
+def test_the_region_follows_the_best_scoring_windows(rt):
+    h, w = rt.grid
+    cover = window_coverage(rt.grid)
+    flat = region_map(np.ones(len(WINDOWS)), cover)
+    assert abs(flat.sum() - 1) < 1e-5 and np.allclose(flat, cover.sum(0) / cover.sum())
+    bottom_right = [k for k, (top, left, side) in enumerate(WINDOWS) if (top, left, side) == (0.5, 0.5, 0.5)][0]
+    scores = np.zeros(len(WINDOWS))
+    scores[bottom_right] = 1.0
+    heat = region_map(scores, cover)
+    assert np.allclose(heat, cover[bottom_right] / cover[bottom_right].sum(), atol=1e-3)
+    assert heat.reshape(h, w)[h // 2:, w // 2:].sum() > 0.99 and abs(heat.sum() - 1) < 1e-5  # tiny grid: 4 x 4
+
+
+def test_regions_grounding_weights_each_word_by_the_region(rt, corpus_images, monkeypatch):
+    """With "regions" grounding the drawn rows are the word rows weighted by where the whole text matches (here a
+    stubbed region: the top-left quadrant); without the photo's pixels the rows stay as "mixed" draws them."""
+    h, w = rt.grid
+    region = np.full(h * w, 1e-4, np.float32)
+    quadrant = [r * w + c for r in range(h // 2) for c in range(w // 2)]
+    region[quadrant] = 1.0
+    region /= region.sum()
+    calls = []
+    monkeypatch.setattr(rt, "region", lambda text, pixels: calls.append(pixels.shape) or region)
+    text, image = rt.encode_texts(["a red dog near a tree"]), corpus_images[0]
+    pixels = torch.rand(3, rt.image_size, rt.image_size)
+    ex = rt.explain(text, image, pixels=pixels)
+    mixed = rt.explain(text, image, grounding="mixed")
+    assert calls == [pixels.shape]
+    assert np.allclose(ex.attention.sum(1), 1, atol=1e-4) and np.allclose(ex.heatmap.sum(), 1, atol=1e-4)
+    assert ex.heatmap[quadrant].sum() > 0.95 and int(np.argmax(ex.heatmap)) in quadrant
+    assert ex.heatmap[quadrant].sum() > mixed.heatmap[quadrant].sum()
+    assert rt.explain(text, image).heatmap.tolist() == mixed.heatmap.tolist()  # no pixels, no photo: no region
+
+
+def test_regions_grounding_runs_the_model_on_the_windows(rt, corpus_images):
+    text, image = rt.encode_texts(["a red dog"]), corpus_images[0]
+    pixels = torch.rand(3, rt.image_size, rt.image_size)
+    region = rt.region(text, pixels)
+    assert region.shape == (rt.grid[0] * rt.grid[1],) and np.isfinite(region).all() and abs(region.sum() - 1) < 1e-5
+    ex = rt.explain(text, image, pixels=pixels)
+    assert np.isfinite(ex.heatmap).all() and abs(ex.heatmap.sum() - 1) < 1e-4
+    with pytest.raises(ValueError, match="grounding mode"):
+        rt.explain(text, image, grounding="nonsense")
 
 
 def test_confidence_is_a_probability_that_rises_with_the_score():
