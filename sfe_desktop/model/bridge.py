@@ -78,11 +78,6 @@ class LabelBridge(nn.Module):
         """(B, dim) bridge vectors of texts: sentence embeddings in the basis, L2-normalised."""
         return F.normalize(sentences @ self.basis, dim=-1)
 
-    # ------------------------------------------------------------------------------------ words
-    def word_classes(self, sentences: torch.Tensor, temperature: float = 0.02) -> torch.Tensor:
-        """(W, classes) soft assignment of words (their sentence embeddings) to the classes."""
-        return torch.softmax(sentences @ self.prompts.t() / temperature, dim=-1)
-
     # ------------------------------------------------------------------------------------ building
     @torch.no_grad()
     def set_prompts(self, prompt_sentences: torch.Tensor, dim: int | None = None) -> None:

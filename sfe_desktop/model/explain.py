@@ -126,6 +126,26 @@ def _sentences(model: SFEModel, texts: Sequence[str]) -> torch.Tensor:
     return model.bridge.sentence(model.text.lower(ids, mask), mask)
 
 
+# A word's candidate classes: the WORD_CANDIDATES class prompts nearest to it, weighted by softmax(cos /
+# WORD_TEMPERATURE). Sentence embeddings of one word lean on spelling ("dog" is nearest "dogsled", "sand" nearest
+# "sandal"), so among its candidates a word names the classes the photo shows: the weights times the photo's class
+# probabilities (mean over patches), when those put at least SHOWN_EVIDENCE on the candidates (twice a uniform
+# classifier's 0.001); else the text weights alone.
+WORD_CANDIDATES, WORD_TEMPERATURE, SHOWN_EVIDENCE = 25, 0.05, 0.002
+
+
+def photo_word_classes(cos: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """(W, classes) what each word names in this photo, from the words' cosines to the class prompts (W, classes)
+    and the photo's patch logits (N, classes); each row sums to 1."""
+    k = min(WORD_CANDIDATES, cos.shape[1])
+    top = cos.topk(k, dim=1)
+    prior = torch.softmax(top.values / WORD_TEMPERATURE, dim=1)
+    shown = torch.softmax(logits.float(), dim=-1).mean(0)[top.indices] * prior
+    evidence = shown.sum(1, keepdim=True)
+    weights = torch.where(evidence >= SHOWN_EVIDENCE, shown / evidence.clamp(min=1e-12), prior)
+    return torch.zeros_like(cos).scatter(1, top.indices, weights)
+
+
 def word_class_maps(model: SFEModel, words: Sequence[str], logits: np.ndarray, class_names: Sequence[str],
                     mode: str = "regions") -> tuple[np.ndarray, np.ndarray, list[Concept | None]]:
     """The class map of the ImageNet classes each word names, and how much of the word's row it makes up.
@@ -136,7 +156,7 @@ def word_class_maps(model: SFEModel, words: Sequence[str], logits: np.ndarray, c
         return np.zeros((0, len(logits)), np.float32), np.zeros(0, np.float32), []
     sent = _sentences(model, words)
     cos = sent @ model.bridge.prompts.t()
-    assign = model.bridge.word_classes(sent)
+    assign = photo_word_classes(cos, torch.as_tensor(np.asarray(logits, np.float32), device=model.device))
     maps = class_map(torch.as_tensor(np.asarray(logits, np.float32), device=model.device), assign).cpu().numpy()
     share = np.clip((cos.max(1).values.cpu().numpy() - GROUND_FROM) / (GROUND_TO - GROUND_FROM), 0.0, 1.0)
     top = assign.max(1)

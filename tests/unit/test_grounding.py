@@ -8,7 +8,7 @@ import torch
 
 from sfe_desktop.model.build import TINY_CLASSES
 from sfe_desktop.model.calibrate import nonsense_queries
-from sfe_desktop.model.explain import WINDOWS, class_map, crop_windows, region_map, window_coverage, word_class_maps
+from sfe_desktop.model.explain import WINDOWS, WORD_CANDIDATES, photo_word_classes, class_map, crop_windows, region_map, window_coverage, word_class_maps
 from sfe_desktop.model.features import ImageFeatures
 from sfe_desktop.model.fusion import Confidence
 from sfe_desktop.model.runtime import tiny_runtime
@@ -54,6 +54,23 @@ def test_a_word_that_names_a_class_maps_to_it(rt):
     _, share, named = word_class_maps(rt.model, TINY_CLASSES, np.zeros((4, len(TINY_CLASSES)), np.float32),
                                       rt.class_names)
     assert [c.name for c in named] == TINY_CLASSES and (share > 0).all()
+
+
+def test_a_word_names_the_candidate_class_the_photo_shows():
+    """"dog" is spelt like "dogsled" but a photo of a retriever shows a retriever: among the word's nearest class
+    prompts it names the one the photo shows; a photo that shows none of them leaves the text's own weights."""
+    classes = 60
+    cos = torch.linspace(0.0, 0.3, classes)[None].repeat(1, 1)
+    cos[0, 0], cos[0, 1] = 0.60, 0.55          # 0: "dogsled" (nearest in spelling), 1: "golden retriever"
+    shows_retriever = torch.full((9, classes), -4.0)
+    shows_retriever[:, 1] = 6.0
+    named = photo_word_classes(cos, shows_retriever)
+    assert int(named.argmax()) == 1 and abs(float(named.sum()) - 1) < 1e-5
+    assert int((named > 0).sum()) <= WORD_CANDIDATES
+    unrelated = torch.full((9, classes), -4.0)
+    unrelated[:, classes - 30] = 6.0            # a class far from the word's candidates
+    prior = photo_word_classes(cos, unrelated)
+    assert int(prior.argmax()) == 0 and abs(float(prior.sum()) - 1) < 1e-5
 
 
 def test_heat_sits_where_the_named_class_dominates(rt, corpus_images):
