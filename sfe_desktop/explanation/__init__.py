@@ -4,8 +4,8 @@ and its drawings (:mod:`.plots`, matplotlib without pyplot or Qt, run in the app
 ``sfe_desktop.model.explain`` computes an :class:`Explanation` from the model; the CLI prints
 :meth:`Explanation.to_json`; the GUI draws it with :mod:`.plots`.
 """
-from .types import (QUERY_NODE, RESULT_NODE, Concept, Concepts, Explanation, GraphEdge, GraphNode, NeighbourGraph,
+from .types import (QUERY_NODE, RESULT_NODE, Comparison, Concept, Concepts, Explanation, GraphEdge, GraphNode, NeighbourGraph,
                     NodeKind)
 
-__all__ = ["QUERY_NODE", "RESULT_NODE", "Concept", "Concepts", "Explanation", "GraphEdge", "GraphNode",
+__all__ = ["QUERY_NODE", "RESULT_NODE", "Comparison", "Concept", "Concepts", "Explanation", "GraphEdge", "GraphNode",
            "NeighbourGraph", "NodeKind"]

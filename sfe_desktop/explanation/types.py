@@ -147,3 +147,22 @@ class Explanation:
     def to_json(self, indent: int | None = None) -> str:
         """Strict JSON text (``allow_nan=False``: a non-finite number is written as null, never as NaN)."""
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Why two photos are similar: the cosine of the model's own photo vectors (1 = the same photo; the search's
+    score also weighs in the label bridge, in units of its spread) and the ImageNet classes both photos show
+    (each ``weight``: the geometric mean of the two photos' probabilities), with each photo's own top classes."""
+
+    cosine: float
+    shared: list[Concept]
+    query_classes: list[Concept]
+    result_classes: list[Concept]
+
+    def to_dict(self) -> dict:
+        def listed(concepts):
+            return [{"name": c.name, "weight": _number(c.weight)} for c in concepts]
+
+        return {"cosine": _number(self.cosine), "shared": listed(self.shared),
+                "query_classes": listed(self.query_classes), "result_classes": listed(self.result_classes)}

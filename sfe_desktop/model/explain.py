@@ -174,6 +174,20 @@ def image_classes(logits: np.ndarray, class_names: Sequence[str], limit: int = 5
             if i < len(class_names)]
 
 
+def shared_classes(logits_a: np.ndarray, logits_b: np.ndarray, class_names: Sequence[str], limit: int = 5,
+                   floor: float = 0.02) -> list[Concept]:
+    """The ImageNet classes two photos both show: by the geometric mean of their probabilities (as
+    :func:`image_classes` computes them), each at least ``floor`` in both photos."""
+    def probs(logits):
+        return torch.softmax(torch.as_tensor(np.asarray(logits, np.float32)).mean(0), dim=-1)
+
+    pa, pb = probs(logits_a), probs(logits_b)
+    both = torch.where(torch.minimum(pa, pb) >= floor, (pa * pb).sqrt(), torch.zeros_like(pa))
+    top = both.topk(min(limit, both.numel()))
+    return [Concept(class_names[i], float(w)) for w, i in zip(top.values.tolist(), top.indices.tolist())
+            if w > 0 and i < len(class_names)]
+
+
 @torch.no_grad()
 def explain_pair(model: SFEModel, text: TextFeatures, image: ImageFeatures, *, grid: tuple[int, int],
                  vocabulary: Sequence[str], corpus: Corpus, photo: str | None = None,

@@ -15,10 +15,10 @@ import torch.nn.functional as F
 from ..errors import Cancelled, CheckpointError, SFEError
 from ..settings import default_checkpoint, pick_device
 from .checkpoint import checkpoint_id, load_checkpoint
-from ..explanation import Explanation
+from ..explanation import Comparison, Explanation
 from .config import ModelConfig
 from .corpus import Corpus
-from .explain import crop_windows, explain_pair, region_map, window_coverage
+from .explain import crop_windows, explain_pair, image_classes, region_map, shared_classes, window_coverage
 from .features import ImageFeatures, TextFeatures, encode_images_lower, encode_texts, index_vectors
 from .fusion import Fusion, nearest_cosine
 from .ranking import rerank_depth, step2_scores
@@ -238,6 +238,24 @@ class SFERuntime:
         return explain_pair(self.model, text[0], image, grid=self.grid, vocabulary=self.concept_names,
                             corpus=self.corpus, photo=photo, photo_label=photo_label, class_names=self.class_names,
                             grounding=grounding, region=region)
+
+    def compare(self, query: ImageFeatures, result: ImageFeatures, query_photo=None, result_photo=None) -> Comparison:
+        """Why two photos are similar (:class:`~sfe_desktop.explanation.Comparison`); the class lists need each
+        photo's patch logits, taken from the features or read from the photo files (left empty for a photo that
+        cannot be read now)."""
+        logits = []
+        for feats, photo in ((query, query_photo), (result, result_photo)):
+            if feats.logits is None and photo:
+                try:
+                    feats = self.encode_images(self.load_image(photo)[None], logits=True)
+                except SFEError:
+                    log.info("no classes for %s: it cannot be read now", photo)
+            logits.append(None if feats.logits is None or not self.class_names else feats.logits[0])
+        cosine = float(np.dot(query.global_[0], result.global_[0]))
+        if any(x is None for x in logits):
+            return Comparison(cosine, [], [], [])
+        return Comparison(cosine, shared_classes(logits[0], logits[1], self.class_names),
+                          image_classes(logits[0], self.class_names), image_classes(logits[1], self.class_names))
 
     def explain_photo(self, photo, text: str, grounding: str = "regions") -> tuple[Explanation, float | None]:
         """(explanation, match confidence) of a photo file and a text, without an index: the photo is encoded

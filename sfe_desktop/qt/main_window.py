@@ -615,8 +615,8 @@ class QtMainWindow(QMainWindow):
                                          ROLES.get(result.direction))
         self.viewer.set_heatmap(explanation.photo, explanation.heatmap, explanation.grid)
 
-    def _on_similar(self, result: Result, images) -> None:
-        self.explanation.show_similar(result.query, result.path or "", result.score, images, self._title(result),
+    def _on_similar(self, result: Result, images, comparison) -> None:
+        self.explanation.show_similar(result.query, result.path or "", comparison, images, self._title(result),
                                       match_line(result))
 
     def _on_open_requested(self, index: QModelIndex) -> None:

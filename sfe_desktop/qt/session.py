@@ -18,7 +18,7 @@ from ..search.types import IMAGE_TO_IMAGE, IMAGE_TO_TEXT, TEXT_TO_IMAGE, Result
 from .workers import QtWorker
 
 if TYPE_CHECKING:  # the modules themselves load torch: imported where they are used, off the window's start
-    from ..explanation import Explanation
+    from ..explanation import Comparison, Explanation
     from ..model.runtime import SFERuntime
     from ..search import Collection
 
@@ -69,8 +69,8 @@ def _index(collection: Collection, progress=None, cancel=None, reencode: bool = 
     return summary, collection.skipped()
 
 
-def _compare(result: Result) -> tuple[Result, tuple[QImage, QImage]]:
-    """The two photos of a similar-photos result, as preview images (there is nothing else to explain)."""
+def _compare(collection: Collection, result: Result) -> tuple[Result, tuple[QImage, QImage], Comparison]:
+    """The two photos of a similar-photos result, as preview images, and why they are similar."""
     from PySide6.QtCore import QSize, Qt
     from PySide6.QtGui import QImageReader
 
@@ -82,7 +82,7 @@ def _compare(result: Result) -> tuple[Result, tuple[QImage, QImage]]:
         if size.isValid() and max(size.width(), size.height()) > PREVIEW_SIZE:
             reader.setScaledSize(size.scaled(QSize(PREVIEW_SIZE, PREVIEW_SIZE), Qt.KeepAspectRatio))
         images.append(reader.read())
-    return result, (images[0], images[1])
+    return result, (images[0], images[1]), collection.compare(result)
 
 
 class QtSession(QObject):
@@ -99,7 +99,7 @@ class QtSession(QObject):
     search_failed = Signal(str)
     explanation_ready = Signal(object, object, object)  # Result, Explanation, image array or None
     explanation_failed = Signal(str)
-    similar_ready = Signal(object, object)  # Result (image->image), (query photo, result photo) QImages
+    similar_ready = Signal(object, object, object)  # Result (image->image), (query, result) QImages, Comparison
     library_ready = Signal(list)            # every indexed photo (Results of direction "library")
     library_failed = Signal(str)
 
@@ -248,7 +248,7 @@ class QtSession(QObject):
 
     def explain(self, result: Result) -> None:
         if result.direction == IMAGE_TO_IMAGE:
-            self._run("explain", _compare, result, on_error=self.explanation_failed.emit,
+            self._run("explain", _compare, self.collection, result, on_error=self.explanation_failed.emit,
                       on_result=lambda value: self.similar_ready.emit(*value))
             return
         self._run("explain", _explain, self.collection, result, on_error=self.explanation_failed.emit,

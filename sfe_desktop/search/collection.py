@@ -16,7 +16,7 @@ import numpy as np
 
 from ..catalog import Catalog
 from ..errors import SFEError
-from ..explanation import Explanation
+from ..explanation import Comparison, Explanation
 from ..index import ThumbnailCache, VectorStore
 from ..model.runtime import SFERuntime
 from ..settings import default_index_dir
@@ -174,6 +174,11 @@ class Collection:
         """Why a text->image or image->text result matched, from the cached query features and the stored patch
         features (no new search)."""
         return self.searcher.explain(result)
+
+    def compare(self, result: Result) -> Comparison:
+        """Why a similar-photos result is similar to its query photo: the cosine of the model's photo vectors and
+        the ImageNet classes both show."""
+        return self.searcher.compare(result)
 
     # -- captions, thumbnails, info --------------------------------------------------------------------
     def prepare_captions(self, progress=None, cancel=None) -> int:

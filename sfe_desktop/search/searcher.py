@@ -19,7 +19,7 @@ from ..catalog import FileRow
 from ..catalog.metadata import file_time
 from ..data.images import load_image, to_rgb
 from ..errors import SFEError
-from ..explanation import Explanation
+from ..explanation import Comparison, Explanation
 from ..model.features import ImageFeatures, TextFeatures
 from ..model.ranking import Ranked, rank_one, rerank_depth
 from ..model.runtime import SFERuntime
@@ -220,7 +220,22 @@ class Searcher:
             feats, _, _ = self.photo(result.query)
             return self.runtime.explain(self.text(result.caption)[0], feats[0],
                                         photo=os.path.abspath(os.fspath(result.query)), photo_label="query photo")
-        raise SFEError("explanations exist for text->image and image->text results only")
+        raise SFEError("explanations exist for text->image and image->text results only; "
+                       "similar photos are compared (Collection.compare)")
+
+    def compare(self, result: Result) -> Comparison:
+        """Why a similar-photos result is similar to its query photo."""
+        self.state.check()
+        if result.direction != IMAGE_TO_IMAGE or not result.path:
+            raise SFEError("comparisons exist for similar-photos results only")
+        row = self.state.row_of(result.path)
+        if row is None:
+            raise SFEError(f"{result.path} is no longer indexed; search again")
+        query = None if result.query == PIXELS_QUERY else os.path.abspath(os.fspath(result.query))
+        if query is None:
+            raise SFEError("comparisons need the query photo's path")
+        feats, _, _ = self.photo(query)
+        return self.runtime.compare(feats[0], self.state.features([row])[0], query, result.path)
 
 
 def _bridge(feats: ImageFeatures | TextFeatures) -> np.ndarray | None:

@@ -93,7 +93,9 @@ def test_similar_photos_are_explained_in_plain_words(qtbot, make_window, photos)
     assert panel.stack.currentWidget() is panel.similar
     text = panel.similar.text.text()
     assert "compared" in text or "comparing" in text
-    assert f"{similar[0].score:.0%} alike" in text and "no word heatmap" in text and "Find captions" in text
+    comparison = window.session.collection.compare(similar[0])
+    assert f"{comparison.cosine:.0%} alike" in text and "no word heatmap" in text and "Find captions" in text
+    assert 0.0 < comparison.cosine <= 1.0 + 1e-5
     assert panel.similar.left.pixmap() is not None and not panel.similar.left.pixmap().isNull()
     assert panel.similar.right.pixmap() is not None and not panel.similar.right.pixmap().isNull()
     assert "No explanation" not in panel.placeholder.text()

@@ -61,6 +61,22 @@ def test_similar_inside_and_outside(col, photos, tmp_path):
     assert hits[0].path == str(photos / "p3.jpg") and hits[0].score > 0.999
 
 
+def test_similar_photos_are_compared(col, photos, tmp_path):
+    """A copy of a photo compares as the same photo (cosine 1, every class it shows shared); another photo compares
+    by a lower cosine, the model's own (the fused search score is in other units; the tiny random model's photos
+    are all alike)."""
+    copy = tmp_path / "copy.jpg"
+    copy.write_bytes((photos / "p3.jpg").read_bytes())
+    same = col.compare(col.similar(copy, top=1)[0])
+    assert same.cosine == pytest.approx(1.0, abs=1e-3) and same.query_classes == same.result_classes
+    assert [c.name for c in same.shared] == [c.name for c in same.query_classes if c.weight >= 0.02][:5]
+    other = col.compare(col.similar(photos / "p3.jpg", top=1)[0])
+    assert -1.0 <= other.cosine < same.cosine and set(other.to_dict()) == {"cosine", "shared", "query_classes",
+                                                                     "result_classes"}
+    with pytest.raises(SFEError, match="similar-photos"):
+        col.compare(col.search_text("a blue car", top=1)[0])
+
+
 def test_explain_without_new_search(col, photos, monkeypatch):
     result = col.search_text("a blue car", top=1)[0]
     calls = []

@@ -12,7 +12,7 @@ from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSlider, QStackedWidget, QTabWidget, QToolTip,
                                QVBoxLayout, QWidget)
 
-from ...explanation import QUERY_NODE, RESULT_NODE, Explanation, GraphNode, NeighbourGraph, plots
+from ...explanation import QUERY_NODE, RESULT_NODE, Comparison, Explanation, GraphNode, NeighbourGraph, plots
 from ...explanation.graph_plot import GraphRoles, share
 from ...explanation.readable import merge_concepts, readable_graph
 from ..plot_canvas import QtPlotView
@@ -241,17 +241,30 @@ class QtSimilarView(QWidget):
         lay.addWidget(self.text)
         self._images: tuple[QImage | None, QImage | None] = (None, None)
 
-    def set_data(self, query: str, path: str, score: float, images: tuple[QImage | None, QImage | None]) -> None:
+    def set_data(self, query: str, path: str, comparison: Comparison,
+                 images: tuple[QImage | None, QImage | None]) -> None:
         import os
+
+        def listed(concepts) -> str:
+            return ", ".join(f"{html.escape(c.name)} ({c.weight:.0%})" for c in concepts)
 
         self._images = images
         self.left_name.setText(f"your photo<br><b>{html.escape(os.path.basename(query))}</b>")
         self.right_name.setText(f"similar photo<br><b>{html.escape(os.path.basename(path))}</b>")
+        cosine = comparison.cosine
+        if comparison.shared:
+            seen = f"Both photos show <b>{listed(comparison.shared)}</b> (ImageNet classes; how sure, on both)."
+        elif comparison.query_classes:
+            seen = (f"They share no ImageNet class the model is sure of: yours shows {listed(comparison.query_classes[:3])}; "
+                    f"this one {listed(comparison.result_classes[:3])}.")
+        else:
+            seen = ""
         self.text.setText(
             f"<b>Why these two are similar.</b> Similar photos are found by comparing the two photos as wholes: "
-            f"their overall features are {score:.0%} alike (cosine {score:.3f}; 100% would be the same photo). "
-            "No text is involved, so there is no word heatmap, no concepts of a query and no neighbour graph to "
-            "show. To see what the model sees in either photo, right-click it and choose <i>Find captions</i>.")
+            f"the model's features of the two are {max(cosine, 0.0):.0%} alike (cosine {cosine:.3f}; 100% would be "
+            f"the same photo). {seen} No text is involved, so there is no word heatmap, no concepts of a query and "
+            "no neighbour graph to show. To see what the model sees in either photo, right-click it and choose "
+            "<i>Find captions</i>.")
         self._scale()
 
     def _scale(self) -> None:
@@ -313,11 +326,12 @@ class QtExplanationPanel(QWidget):
         self.graph.set_data(explanation, roles)
         self.stack.setCurrentWidget(self.tabs)
 
-    def show_similar(self, query: str, path: str, score: float, images, title: str = "", tooltip: str = "") -> None:
+    def show_similar(self, query: str, path: str, comparison: Comparison, images, title: str = "",
+                     tooltip: str = "") -> None:
         """Similar photos: the two side by side, and what can (and cannot) be shown for them."""
         self.title.setText(title)
         self.title.setToolTip(tooltip)
-        self.similar.set_data(query, path, score, images)
+        self.similar.set_data(query, path, comparison, images)
         self.stack.setCurrentWidget(self.similar)
 
     def views(self) -> tuple:
