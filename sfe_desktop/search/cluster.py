@@ -166,26 +166,32 @@ class ClusterIndexer(Indexer):
         self.leftover = shards.merge_shards(self.state, self.shard_root)
         return super()._plan(pool)
 
-    def _encode(self, pool: ThreadPoolExecutor, jobs: list[_Job]) -> bool:
-        distributed = _dask()
+    def _tasks(self, jobs: list[_Job]) -> Iterator[ShardTask]:
         run = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
         fmt = self.state.format.meta()
+        for i in range(0, len(jobs), self.shard_size):
+            files = tuple((j.entry.rel, j.entry.size, j.entry.mtime_ns, j.entry.error, j.entry.ino, j.hash)
+                          for j in jobs[i:i + self.shard_size])
+            yield ShardTask(str(self.state.photo_dir), str(self.shard_root), f"{run}-{i // self.shard_size:06d}",
+                            files, self.model, fmt, self.batch_size, self.workers)
+
+    def _encode(self, pool: ThreadPoolExecutor, jobs: list[_Job]) -> bool:
+        """Submit the shards a few at a time (the scheduler holds a window of them, not millions), merge each as it
+        finishes; True when cancelled."""
+        distributed = _dask()
+        window = max(8, 4 * sum(self.client.nthreads().values()))
+        tasks = self._tasks(jobs)
         self.indexed = self.leftover.encoded
         skipped = 0
-        tasks = []
-        for i in range(0, len(jobs), self.shard_size):
-            part = jobs[i:i + self.shard_size]
-            files = tuple((j.entry.rel, j.entry.size, j.entry.mtime_ns, j.entry.error, j.entry.ino, j.hash)
-                          for j in part)
-            tasks.append(ShardTask(str(self.state.photo_dir), str(self.shard_root), f"{run}-{i // self.shard_size:06d}",
-                                   files, self.model, fmt, self.batch_size, self.workers))
-        sizes = {t.name: len(t.files) for t in tasks}
-        futures = [self.client.submit(encode_shard, t, key=f"sfe-shard-{t.name}", pure=False) for t in tasks]
         started = time.perf_counter()
         self._report(0, len(jobs), 0.0, "", 0)
-        pending = set(futures)
+        pending: set = set()
         try:
-            while pending:
+            while True:
+                while len(pending) < window and (task := next(tasks, None)) is not None:
+                    pending.add(self.client.submit(encode_shard, task, key=f"sfe-shard-{task.name}", pure=False))
+                if not pending:
+                    return False
                 if self.cancel.is_set():
                     return True
                 try:
@@ -194,26 +200,33 @@ class ClusterIndexer(Indexer):
                     continue
                 for fut in finished:
                     pending.discard(fut)
-                    name = fut.key.removeprefix("sfe-shard-")
-                    if fut.status != "finished":
-                        self.failures.append(f"{name}: {fut.exception()!r}"[:300])  # its photos: next run
-                        continue
-                    done: ShardDone = fut.result()
-                    self.done.append(done)
-                    try:
-                        shard = shards.read_shard(Path(done.path), fmt)
-                    except ValueError as exc:
-                        self.failures.append(str(exc))
-                        continue
-                    e, s, _ = shards.merge_shard(self.state, shard)
-                    self.indexed += e
-                    skipped += s
-                    n = self.indexed - self.leftover.encoded + skipped
-                    self._report(n, len(jobs), n / max(time.perf_counter() - started, 1e-9), name, skipped)
-            return False
+                    merged = self._merge(fut)
+                    if merged is not None:
+                        self.indexed += merged[0]
+                        skipped += merged[1]
+                        n = self.indexed - self.leftover.encoded + skipped
+                        self._report(n, len(jobs), n / max(time.perf_counter() - started, 1e-9), self.done[-1].name,
+                                     skipped)
         finally:
             if pending:
                 self.client.cancel(list(pending))
+
+    def _merge(self, fut) -> tuple[int, int] | None:
+        """Merge the shard of a finished task: (encoded, skipped), or None when it failed (its photos are left to
+        the next run)."""
+        name = fut.key.removeprefix("sfe-shard-")
+        if fut.status != "finished":
+            self.failures.append(f"{name}: {fut.exception()!r}"[:300])
+            return None
+        done: ShardDone = fut.result()
+        try:
+            shard = shards.read_shard(Path(done.path), self.state.format.meta())
+        except ValueError as exc:
+            self.failures.append(str(exc))
+            return None
+        self.done.append(done)
+        e, s, _ = shards.merge_shard(self.state, shard)
+        return e, s
 
     def run(self, reencode: bool) -> IndexSummary:
         summary = super().run(reencode)
