@@ -18,7 +18,7 @@ import time
 from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import machine  # noqa: E402
+from _common import add_allocator_flag, machine, setup_allocator  # noqa: E402
 
 
 def link_photos(source: str, n: int, folder: str) -> int:
@@ -52,7 +52,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--shard-size", type=int, default=25)
     ap.add_argument("--no-baseline", action="store_true", help="skip the one-process run")
+    add_allocator_flag(ap)
     args = ap.parse_args()
+    setup_allocator(args)  # this process (the one-process run, the coordinator); workers tune their own
 
     from sfe_desktop.model.runtime import SFERuntime
     from sfe_desktop.search import Collection

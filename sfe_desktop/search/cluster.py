@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SFEError
+from ..memory import tune_allocator
 from ..model.runtime import SFERuntime
 from . import shards
 from .indexer import Indexer, _Job
@@ -73,10 +74,14 @@ _RUNTIMES_LOCK = threading.Lock()
 
 
 def worker_runtime(model: WorkerModel) -> SFERuntime:
-    """The runtime of ``model`` in this process, loaded on the first shard and kept for the next ones."""
+    """The runtime of ``model`` in this process, loaded on the first shard and kept for the next ones. A worker
+    process is an entry point: its allocator is tuned as the CLI's and the app's are (:mod:`sfe_desktop.memory`;
+    Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which makes every batch page-fault its
+    activations in again)."""
     with _RUNTIMES_LOCK:
         runtime = _RUNTIMES.get(model.cache_key)
         if runtime is None:
+            tune_allocator()
             if model.torch_threads:
                 import torch
 
@@ -283,11 +288,10 @@ def index_on_cluster(state: IndexState, runtime: SFERuntime, cluster, model: Wor
     if model is None:
         model = WorkerModel(str(runtime.source) if runtime.source else None, "cpu")
     root = Path(shard_dir) if shard_dir is not None else state.index_dir / shards.SHARDS_DIR
-    with connect(cluster) as (client, local_workers):
+    with state.writing(), connect(cluster) as (client, local_workers):  # the lock first: no cluster started in vain
         if local_workers and model.torch_threads is None:  # N workers on this machine share its cores
             model = WorkerModel(model.checkpoint, model.device, model.factory, model.key,
                                 max(1, (os.cpu_count() or 1) // local_workers))
-        with state.writing():
-            indexer = ClusterIndexer(state, runtime, client, model, root, shard_size, batch_size, decode_threads,
-                                     progress, cancel)
-            return indexer.run(reencode), indexer.done
+        indexer = ClusterIndexer(state, runtime, client, model, root, shard_size, batch_size, decode_threads,
+                                 progress, cancel)
+        return indexer.run(reencode), indexer.done

@@ -36,7 +36,7 @@ import numpy as np
 from ..catalog import FileRow
 from ..catalog.db import OK
 from ..index import ThumbnailCache
-from ..index.atomic import fsync_dir
+from ..index.atomic import atomic_write, fsync_dir
 from ..model.features import ImageFeatures, split_index_vectors
 from .state import IndexState
 
@@ -210,7 +210,10 @@ def merge_shard(state: IndexState, shard: Shard) -> tuple[int, int, int]:
         target = state.thumbs.path_for(thumb.stem)
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(thumb, target)
+            try:
+                os.replace(thumb, target)
+            except OSError:  # the shard folder is on another file system: a copy, renamed into place
+                atomic_write(target, lambda tmp, src=thumb: shutil.copyfile(src, tmp), fsync=False)
     sources = {"sidecar:" + r.display for r in encoded}
     captions = [c for c in shard.captions if c[1] in sources]
     if encoded:
