@@ -74,6 +74,12 @@ def cmd_index(args) -> int:
     from tqdm import tqdm
 
     cancel = threading.Event()
+    if args.cluster:
+        import importlib.util
+
+        if importlib.util.find_spec("distributed") is None:  # said before the model loads
+            raise SFEError("indexing on a cluster needs Dask: pip install 'sfe-desktop[cluster]' (in a checkout: "
+                           "pip install -e '.[cluster]')")
     with _collection(args, indexed=False) as col:
         bar = tqdm(total=0, unit="img", desc="indexing", dynamic_ncols=True, disable=args.quiet)
 
@@ -84,7 +90,10 @@ def cmd_index(args) -> int:
             bar.refresh()
 
         try:
-            summary = col.index(progress=progress, cancel=cancel, reencode=args.reencode)
+            if args.cluster:
+                summary = _index_on_cluster(args, col, progress, cancel)
+            else:
+                summary = col.index(progress=progress, cancel=cancel, reencode=args.reencode)
         except KeyboardInterrupt as exc:
             cancel.set()
             print("\ninterrupted: what was indexed is kept; run the same command to continue", file=sys.stderr)
@@ -101,6 +110,20 @@ def cmd_index(args) -> int:
         elif skipped:
             print("list the skipped files with --report")
     return 0
+
+
+def _index_on_cluster(args, col, progress, cancel):
+    """``index --cluster``: the workers load the checkpoint the coordinator loaded (the bundled one by default)."""
+    from ..search.cluster import WorkerModel
+
+    model = WorkerModel(os.path.abspath(args.checkpoint) if args.checkpoint else None, args.device)
+    summary, done = col.index_on_cluster(args.cluster, model, progress=progress, cancel=cancel, reencode=args.reencode,
+                                         shard_size=args.shard_size, shard_dir=args.shard_dir)
+    workers = {d.worker for d in done}
+    if done:
+        rate = sum(d.encoded + d.skipped for d in done) / max(sum(d.seconds for d in done), 1e-9)
+        print(f"{len(done)} shards on {len(workers)} workers: {rate:.1f} photos/s per worker")
+    return summary
 
 
 def _photo(path: str) -> str:
@@ -221,6 +244,13 @@ def build_parser(train_commands: bool = True) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=bounded(Int(1, 4096)), default=None,
                    help="images per model batch (default: automatic)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--cluster", metavar="ADDRESS", default=None,
+                   help="encode on a Dask cluster: a scheduler address (tcp://host:8786) or local:N for N worker "
+                        "processes here; needs the cluster extra (pip install 'sfe-desktop[cluster]')")
+    p.add_argument("--shard-size", type=bounded(Int(1, 1_000_000)), default=256,
+                   help="photos per cluster shard (default: 256)")
+    p.add_argument("--shard-dir", default=None,
+                   help="folder the cluster workers write shards into, shared with them (default: INDEX_DIR/shards)")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("search", help="search by text, by photo (captions) or for similar photos")

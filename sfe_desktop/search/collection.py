@@ -15,12 +15,13 @@ from typing import Callable
 import numpy as np
 
 from ..catalog import Catalog
-from ..errors import SFEError
+from ..errors import IndexStateError, SFEError
 from ..explanation import Comparison, Explanation
 from ..index import ThumbnailCache, VectorStore
 from ..model.runtime import SFERuntime
 from ..settings import default_index_dir
 from .captions import read_caption_file
+from . import shards
 from .indexer import Indexer
 from .searcher import Searcher
 from .state import COMPACT_DEAD_FRACTION, IndexFormat, IndexState
@@ -64,7 +65,27 @@ class Collection:
         if not photo_dir.is_dir():
             raise SFEError(f"{photo_dir} is not a folder")
         index_dir = Path(os.path.abspath(os.fspath(index_dir))) if index_dir else default_index_dir(photo_dir)
-        return cls(IndexState.open(photo_dir, index_dir, IndexFormat.of(runtime)), runtime, batch_size, workers)
+        col = cls(IndexState.open(photo_dir, index_dir, IndexFormat.of(runtime)), runtime, batch_size, workers)
+        try:
+            col._merge_shards()
+        except BaseException:
+            col.close()
+            raise
+        return col
+
+    def _merge_shards(self) -> None:
+        """Merge the shards a cluster run left in the index folder (its coordinator stopped before merging them);
+        nothing when another process is indexing (its run merges them)."""
+        root = self.index_dir / shards.SHARDS_DIR
+        if self.read_only or self.stale or not shards.finished(root) or not self.catalog.meta().get("checkpoint_id"):
+            return
+        try:
+            with self.state.writing():
+                shards.merge_shards(self.state, root)
+                self.state.sync_vectors()
+                self.state.save_vectors()
+        except IndexStateError as exc:
+            log.info("shards left for the running index: %s", exc)
 
     def __enter__(self) -> "Collection":
         return self
@@ -129,6 +150,15 @@ class Collection:
         """
         with self.state.writing():
             return Indexer(self.state, self.runtime, self.batch_size, self.workers, progress, cancel).run(reencode)
+
+    def index_on_cluster(self, cluster, model=None, **options):
+        """Index on a Dask cluster (``"local:N"``, a scheduler address or a ``distributed.Client``): see
+        :func:`sfe_desktop.search.cluster.index_on_cluster` for ``model`` and ``options``; returns (summary, what
+        each shard's worker reported). Needs the ``cluster`` extra (SFEError in one line without it)."""
+        from .cluster import index_on_cluster
+
+        options.setdefault("batch_size", self.batch_size)
+        return index_on_cluster(self.state, self.runtime, cluster, model, **options)
 
     def compact(self, min_dead_fraction: float = COMPACT_DEAD_FRACTION) -> int:
         """Drop unused vector rows (see :meth:`IndexState.compact`); ``index()`` does it at the end of a run."""

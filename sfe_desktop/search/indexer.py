@@ -276,6 +276,14 @@ class Indexer:
         log.info("index run: %s", summary)
         return summary
 
+    def encode_files(self, files: list[tuple[ScanEntry, str]]) -> bool:
+        """Decode and encode ``files`` ((scan entry, content hash) pairs) into ``self.state`` with this run's
+        decode/encode pipeline, without scanning or planning: what a cluster worker runs on its shard
+        (:mod:`sfe_desktop.search.cluster`). True when cancelled."""
+        self.indexed = 0
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="sfe-decode") as pool:
+            return self._encode(pool, [_Job(e, h) for e, h in files])
+
     def _encode(self, pool: ThreadPoolExecutor, jobs: list[_Job]) -> bool:
         bs = self.batch_size
         self.indexed = 0
