@@ -2,7 +2,7 @@
 
 Where everything lives (``<index_dir>/``): ``catalog.sqlite`` (files, their vector row, user captions, meta),
 ``global.f32`` and ``patches.f16`` (row files, :class:`~sfe_desktop.index.VectorStore`), ``vectors.faiss``
-(Step-1 vectors by file id), ``thumbs/``, ``index.lock``.
+(Step-1 vectors by file id: exact, or compressed above 100,000 photos), ``thumbs/``, ``index.lock``.
 
 The rules, all enforced here (the indexer and the searcher only call these methods):
 
@@ -47,6 +47,7 @@ from ..catalog import Catalog, FileRow
 from ..catalog.db import OK
 from ..errors import IndexDamagedError, IndexStateError, SFEError
 from ..index import ThumbnailCache, VectorIndex, VectorStore
+from ..index.vectors import kind_for as vectors_kind_for
 from ..index.atomic import fsync_dir
 from ..index.lock import FolderLock
 from ..model.features import ImageFeatures, split_index_vectors
@@ -281,6 +282,9 @@ class IndexState:
             if rows:
                 self.vindex.add(np.asarray(ids[:len(rows)]), vectors)
                 self._dirty = True
+                if self.vindex.needs_rebuild():  # the collection outgrew the index kind: change it now, not at 1.8 GB
+                    live = np.array(self.catalog.live(), dtype=np.int64).reshape(-1, 2)
+                    self.vindex = self._build_index(live[:, 0], live[:, 1])
 
     def finish_run(self) -> int:
         """Bring the faiss index in line with the catalog, save it, compact the row files; return the rows
@@ -331,16 +335,27 @@ class IndexState:
             current = self.vindex.ids()
             extra = np.setdiff1d(current, ids, assume_unique=True)
             missing = np.isin(ids, current, invert=True)
-            if not extra.size and not missing.any():
+            # a kind that no longer fits the size is rebuilt when the index changes anyway, or by an index run
+            # (an HNSW index saved by an earlier version keeps working in a searcher meanwhile)
+            rebuild = self.vindex.needs_rebuild(len(ids))
+            if not extra.size and not missing.any() and not (rebuild and self._writer):
                 return
             self._dirty = True
-            if (extra.size and not self.vindex.can_remove()) or (len(ids) > 100_000) != self.vindex.is_hnsw:
-                log.info("rebuilding the vector index (%d vectors)", len(ids))
-                self.vindex = VectorIndex.build(self.format.vector_dim, ids, self.store.read_globals(rows))
+            if rebuild or (extra.size and not self.vindex.can_remove()):
+                self.vindex = self._build_index(ids, rows)
                 return
             self.vindex.remove(extra)
             if missing.any():
                 self.vindex.add(ids[missing], self.store.read_globals(rows[missing]))
+
+    def _build_index(self, ids: np.ndarray, rows: np.ndarray):
+        """A new vector index of the kind that fits ``len(ids)``, read from the row files a chunk at a time."""
+        kind = vectors_kind_for(len(ids))
+        log.info("building the vector index (%s, %d vectors)", kind, len(ids))
+        t = time.perf_counter()
+        vindex = VectorIndex.build(self.format.vector_dim, ids, lambda pos: self.store.read_globals(rows[pos]), kind)
+        log.info("vector index built in %.1f s", time.perf_counter() - t)
+        return vindex
 
     def add_vectors(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         with self.lock:
@@ -417,12 +432,20 @@ class IndexState:
         return None
 
     def nearest(self, query: np.ndarray, k: int) -> list[tuple[FileRow, float]]:
-        """Step-1 neighbours that are indexed in the catalog now, best first, ties by path."""
-        with self.lock:  # faiss ids and catalog rows from the same state (no reset in between)
-            scores, ids = self.vindex.search(query, k)
+        """Step-1 neighbours that are indexed in the catalog now, best first, ties by path. An approximate index
+        gives a shortlist whose scores are computed again exactly from the stored vectors, so scores are always
+        the exact (fused) Step-1 scores."""
+        with self.lock:  # faiss ids, catalog rows and stored vectors from the same state (no reset in between)
+            exact = self.vindex.exact
+            scores, ids = self.vindex.search(query, self.vindex.shortlist(k))
             rows = self.catalog.by_ids(ids[0].tolist())
-        hits = [(rows[i], float(s)) for i, s in zip(ids[0].tolist(), scores[0].tolist()) if i in rows]
-        return sorted(((r, s) for r, s in hits if r.status == OK), key=lambda h: (-h[1], h[0].path))
+            hits = [(rows[i], float(s)) for i, s in zip(ids[0].tolist(), scores[0].tolist())
+                    if i in rows and rows[i].status == OK]
+            if not exact and hits:
+                vec = self.store.read_globals(np.array([r.vec_row for r, _ in hits], dtype=np.int64))
+                rescored = vec @ np.asarray(query, np.float32).reshape(-1)
+                hits = [(r, float(s)) for (r, _), s in zip(hits, rescored.tolist())]
+        return sorted(hits, key=lambda h: (-h[1], h[0].path))[:k]
 
     def sample_vectors(self, n: int, seed: int = 0) -> np.ndarray:
         """Stored index vectors of up to ``n`` indexed files drawn at random (all of them when fewer)."""
@@ -464,7 +487,7 @@ class IndexState:
 
     # -- the rest --------------------------------------------------------------------------------------
     def vector_count(self) -> tuple[int, str]:
-        """How many vectors faiss holds, and its kind (flat or hnsw)."""
+        """How many vectors faiss holds, and its kind (flat, ivf-sq8, or hnsw from an earlier version)."""
         with self.lock:
             return len(self.vindex), self.vindex.kind
 

@@ -1,4 +1,4 @@
-"""faiss wrapper (flat vs HNSW), row store, atomic writes, catalog migrations and the scanner."""
+"""faiss wrapper (flat vs compressed IVF-SQ8, HNSW of earlier versions), row store, atomic writes, catalog migrations and the scanner."""
 from __future__ import annotations
 
 import os
@@ -18,20 +18,37 @@ def _unit(n, d, seed=0):
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def test_flat_up_to_the_limit_then_hnsw(monkeypatch, tmp_path):
+def test_flat_up_to_the_limit_then_compressed(monkeypatch, tmp_path):
     monkeypatch.setattr(vectors, "FLAT_MAX", 50)
-    x = _unit(80, 16)
+    x = _unit(800, 16)
     small = VectorIndex.build(16, np.arange(50), x[:50])
-    big = VectorIndex.build(16, np.arange(80) + 100, x)
-    assert small.kind == "flat" and big.kind == "hnsw"
+    big = VectorIndex.build(16, np.arange(800) + 100, x)
+    assert small.kind == "flat" and small.exact and big.kind == "ivf-sq8" and not big.exact
     scores, ids = small.search(x[7], 3)
     assert ids[0, 0] == 7 and scores[0, 0] == pytest.approx(1.0, abs=1e-5)
-    assert big.search(x[7], 1)[1][0, 0] == 107
+    assert big.search(x[7], big.shortlist(1))[1][0, 0] == 107 and big.shortlist(10) > 10
+    assert sorted(big.ids().tolist()) == list(range(100, 900))
     big.save(tmp_path / "v.faiss")
     again = VectorIndex.load(tmp_path / "v.faiss", 16)
-    assert again.kind == "hnsw" and len(again) == 80
+    assert again.kind == "ivf-sq8" and len(again) == 800 and not again.needs_rebuild()
+    assert np.array_equal(again.search(x[:5], 20)[1], big.search(x[:5], 20)[1])
     with pytest.raises(IndexStateError):
         VectorIndex.load(tmp_path / "v.faiss", 8)
+
+
+def test_hnsw_index_of_an_earlier_version_loads_and_is_replaced(monkeypatch, tmp_path):
+    """What versions before the compressed index saved above FLAT_MAX: IndexIDMap2(IndexHNSWFlat)."""
+    import faiss
+
+    monkeypatch.setattr(vectors, "FLAT_MAX", 50)
+    x = _unit(80, 16)
+    old = faiss.IndexIDMap2(faiss.IndexHNSWFlat(16, 32, faiss.METRIC_INNER_PRODUCT))
+    old.add_with_ids(x, np.arange(80) + 100)
+    faiss.write_index(old, str(tmp_path / "v.faiss"))
+    again = VectorIndex.load(tmp_path / "v.faiss", 16)
+    assert again.kind == "hnsw" and again.exact and len(again) == 80 and not again.can_remove()
+    assert again.search(x[7], 1)[1][0, 0] == 107
+    assert again.needs_rebuild()  # an index run turns it into the compressed kind
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path):
