@@ -44,7 +44,7 @@ import numpy as np
 
 from .. import settings
 from ..catalog import Catalog, FileRow
-from ..catalog.db import OK
+from ..catalog.db import ID_HASH_MOD, OK
 from ..errors import IndexDamagedError, IndexStateError, SFEError
 from ..index import ThumbnailCache, VectorIndex, VectorStore
 from ..index.vectors import kind_for as vectors_kind_for
@@ -131,7 +131,7 @@ class IndexState:
         damage = catalog.check(full=size <= FULL_CHECK_BYTES)
         if damage:
             raise IndexDamagedError(f"the index in {self.index_dir} is damaged ({damage})")
-        meta, live = catalog.snapshot()
+        meta, digest = catalog.snapshot_digest()  # not every (id, row) pair: a second at a million photos
         fmt, index_dir = self.format, self.index_dir
         built_with = meta.get("checkpoint_id")
         how = "re-encode it: sfe-desktop index DIR --reencode"
@@ -145,10 +145,10 @@ class IndexState:
         self.store = VectorStore(index_dir, fmt.dim, fmt.n_patches, fmt.vector_dim)
         self.vindex = VectorIndex(fmt.vector_dim)
         if self._recover_compaction(meta):
-            meta, live = catalog.snapshot()
+            meta, digest = catalog.snapshot_digest()
             self._next_row = int(meta.get("next_row", 0))
         if built_with and not self.stale:
-            self._load_vectors(live)
+            self._load_vectors(digest)
 
     @classmethod
     def open(cls, photo_dir: Path, index_dir: Path, fmt: IndexFormat) -> "IndexState":
@@ -306,14 +306,26 @@ class IndexState:
             self.caption_version += 1
 
     # -- vectors ---------------------------------------------------------------------------------
-    def _load_vectors(self, live: list[tuple[int, int]]) -> None:
+    def _load_vectors(self, digest: tuple[int, int, int, int]) -> None:
+        """Read the saved faiss index; bring it in line with the catalog unless ``digest``
+        (:meth:`Catalog.snapshot_digest`) shows it already is."""
         path = self.index_dir / FAISS_FILE
         if path.exists():
             try:
                 self.vindex = VectorIndex.load(path, self.format.vector_dim)
             except IndexStateError as exc:
                 log.warning("%s; rebuilding it from the stored vectors", exc)
-        self.sync_vectors(live)
+        if not self._in_sync(digest):
+            self.sync_vectors()
+
+    def _in_sync(self, digest: tuple[int, int, int, int]) -> bool:
+        """True when faiss holds exactly the catalog's indexed files (the same count, sum and sum of squares
+        modulo a prime of their ids) and every one of their vector rows is stored."""
+        count, id_sum, id_hash, top_row = digest
+        if len(self.vindex) != count or top_row >= min(self.store.rows(), self._next_row):
+            return False
+        ids = self.vindex.ids()
+        return int(ids.sum()) == id_sum and int(((ids % ID_HASH_MOD) ** 2 % ID_HASH_MOD).sum()) == id_hash
 
     def sync_vectors(self, live: list[tuple[int, int]] | None = None) -> None:
         """Make the faiss index hold exactly the catalog's indexed files (after a crash or a run). ``live``: the
@@ -436,16 +448,17 @@ class IndexState:
         gives a shortlist whose scores are computed again exactly from the stored vectors, so scores are always
         the exact (fused) Step-1 scores."""
         with self.lock:  # faiss ids, catalog rows and stored vectors from the same state (no reset in between)
-            exact = self.vindex.exact
             scores, ids = self.vindex.search(query, self.vindex.shortlist(k))
+            if not self.vindex.exact and ids.size:  # re-score the shortlist exactly, keep its best k
+                rows = self.catalog.vec_rows(ids[0].tolist())
+                ids = np.array([i for i in ids[0].tolist() if i in rows], dtype=np.int64)
+                vec = self.store.read_globals(np.array([rows[i] for i in ids.tolist()], dtype=np.int64))
+                scores = vec @ np.asarray(query, np.float32).reshape(-1)
+                best = np.argsort(-scores, kind="stable")[:k + 10]  # a few spare for ties at the cut (by path)
+                scores, ids = scores[best][None], ids[best][None]
             rows = self.catalog.by_ids(ids[0].tolist())
-            hits = [(rows[i], float(s)) for i, s in zip(ids[0].tolist(), scores[0].tolist())
-                    if i in rows and rows[i].status == OK]
-            if not exact and hits:
-                vec = self.store.read_globals(np.array([r.vec_row for r, _ in hits], dtype=np.int64))
-                rescored = vec @ np.asarray(query, np.float32).reshape(-1)
-                hits = [(r, float(s)) for (r, _), s in zip(hits, rescored.tolist())]
-        return sorted(hits, key=lambda h: (-h[1], h[0].path))[:k]
+        hits = [(rows[i], float(s)) for i, s in zip(ids[0].tolist(), scores[0].tolist()) if i in rows]
+        return sorted(((r, s) for r, s in hits if r.status == OK), key=lambda h: (-h[1], h[0].path))[:k]
 
     def sample_vectors(self, n: int, seed: int = 0) -> np.ndarray:
         """Stored index vectors of up to ``n`` indexed files drawn at random (all of them when fewer)."""

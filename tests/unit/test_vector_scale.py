@@ -127,3 +127,30 @@ def test_an_index_saved_by_the_previous_version_opens(tmp_path, small_flat_max, 
     again = open_state(tmp_path)
     assert again.vector_count() == (len(live), want) and [p for p, _ in hits(again, q, 10)] == [p for p, _ in got]
     again.close()
+
+
+def test_opening_checks_the_saved_index_against_the_catalog(tmp_path, monkeypatch):
+    """Opening compares a digest of the ids instead of reading every catalog row: a saved index in step with the
+    catalog is taken as it is, one a crash left behind (same count, other ids) is brought in line."""
+    monkeypatch.setattr(vectors, "FLAT_MAX", 1000)
+    state = open_state(tmp_path)
+    with state.writing():
+        state.reset()
+        write(state, 0, 300)
+        state.finish_run()
+    state.close()
+    calls = []
+    monkeypatch.setattr(IndexState, "sync_vectors", lambda self, live=None: calls.append(live))
+    in_step = open_state(tmp_path)
+    assert calls == [] and in_step.vector_count() == (300, "flat")
+    # as if killed after a batch's commit and before the index was saved: one photo gone, another in its place
+    first = in_step.catalog.live()[0]
+    row = FileRow(None, b"IMG_new.jpg", 1000, 1, "f" * 40, 40, 30, None, "ok", None, first[1])
+    in_step.catalog.commit([row], [first[0]])
+    in_step.catalog.close()
+    monkeypatch.undo()
+    monkeypatch.setattr(vectors, "FLAT_MAX", 1000)
+    synced = open_state(tmp_path)
+    live = np.array(synced.catalog.live())
+    assert len(live) == 300 and sorted(synced.vindex.ids().tolist()) == sorted(live[:, 0].tolist())
+    synced.close()
