@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -71,8 +72,9 @@ def _ivf_of(index: faiss.Index) -> faiss.IndexIVFScalarQuantizer | None:
 class VectorIndex:
     """Searchable set of (file id, vector) pairs."""
 
-    def __init__(self, dim: int, index: faiss.Index | None = None):
+    def __init__(self, dim: int, index: faiss.Index | None = None, mapped: bool = False):
         self.dim = dim
+        self.mapped = mapped  # cells memory-mapped from the saved file (read-only until the first change)
         self.index = index if index is not None else _flat(dim)
         self._ivf = _ivf_of(self.index)  # a view of self.index, which owns the memory (keep both)
         if self._ivf is not None:
@@ -132,8 +134,24 @@ class VectorIndex:
             vi.add(ids[pos], read(pos))
         return vi
 
+    def _in_memory(self) -> None:
+        """Copy memory-mapped cells into memory before the index changes (or is saved: faiss would write a
+        reference to the mapped file instead of the cells)."""
+        if not self.mapped:
+            return
+        ivf = self._ivf
+        mapped, lists = ivf.invlists, faiss.ArrayInvertedLists(ivf.nlist, ivf.code_size)
+        for i in range(ivf.nlist):
+            n = mapped.list_size(i)
+            if n:
+                lists.add_entries(i, n, mapped.get_ids(i), mapped.get_codes(i))
+        ivf.replace_invlists(lists, True)  # the index owns the copy and frees (unmaps) the mapped cells
+        lists.this.disown()
+        self.mapped = False
+
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         if len(ids):
+            self._in_memory()
             self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
 
     def can_remove(self) -> bool:
@@ -142,6 +160,7 @@ class VectorIndex:
     def remove(self, ids) -> None:
         ids = np.asarray(list(ids), dtype=np.int64)
         if ids.size:
+            self._in_memory()
             self.index.remove_ids(ids)
 
     def needs_rebuild(self, n: int | None = None) -> bool:
@@ -179,14 +198,19 @@ class VectorIndex:
         return scores, ids
 
     def save(self, path: str | Path) -> None:
+        self._in_memory()
         atomic_write(path, lambda tmp: faiss.write_index(self.index, tmp))
 
     @classmethod
-    def load(cls, path: str | Path, dim: int) -> "VectorIndex":
+    def load(cls, path: str | Path, dim: int, mmap: bool = os.name == "posix") -> "VectorIndex":
+        """Read a saved index. With ``mmap`` the cells of a compressed index stay in the file, mapped: opening a
+        million photos' index takes milliseconds instead of reading 0.46 GB, and only the cells searched are
+        read (the first change copies them into memory). Not on Windows, where a mapped file cannot be replaced
+        by the next save."""
         try:
-            index = faiss.read_index(str(path))
+            index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP if mmap else 0)
         except RuntimeError as exc:
             raise IndexStateError(f"cannot read vector index {path}: {str(exc).splitlines()[0]}") from exc
         if index.d != dim or not (isinstance(index, faiss.IndexIDMap2) or _ivf_of(index) is not None):
             raise IndexStateError(f"vector index {path} does not match this model (dimension {index.d})")
-        return cls(dim, index)
+        return cls(dim, index, mapped=mmap and _ivf_of(index) is not None)

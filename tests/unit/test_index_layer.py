@@ -105,3 +105,21 @@ def test_scanner_skips_index_folder_hidden_and_other_files(tmp_path):
     assert rels == [b"a.jpeg"]
     rels = [e.rel for e in scan(tmp_path)]
     assert rels == [b"a.jpeg", b"elsewhere/u.JPG"]  # the link to an already seen folder is not walked twice
+
+
+def test_a_memory_mapped_compressed_index_searches_then_changes_in_memory(monkeypatch, tmp_path):
+    monkeypatch.setattr(vectors, "FLAT_MAX", 50)
+    x = _unit(900, 16)
+    VectorIndex.build(16, np.arange(800), x[:800]).save(tmp_path / "v.faiss")
+    in_ram = VectorIndex.load(tmp_path / "v.faiss", 16, mmap=False)
+    mapped = VectorIndex.load(tmp_path / "v.faiss", 16, mmap=True)
+    assert mapped.mapped and not in_ram.mapped
+    assert np.array_equal(mapped.search(x[:5], 20)[1], in_ram.search(x[:5], 20)[1])
+    assert np.array_equal(np.sort(mapped.ids()), np.arange(800))
+    mapped.remove([3, 4])
+    mapped.add(np.arange(800, 900), x[800:])  # copied into memory first: the mapped cells are read-only
+    assert not mapped.mapped and len(mapped) == 898
+    mapped.save(tmp_path / "v.faiss")  # the cells themselves, not a reference to the mapped file
+    again = VectorIndex.load(tmp_path / "v.faiss", 16, mmap=False)
+    assert len(again) == 898 and np.array_equal(np.sort(again.ids()), np.setdiff1d(np.arange(900), [3, 4]))
+    assert again.search(x[850], 1)[1][0, 0] == 850
