@@ -285,26 +285,23 @@ class Catalog:
         with self._locked():
             return {r.path: r for r in map(self._row, self.conn.execute(f"SELECT {_COLS} FROM files"))}
 
-    def by_ids(self, ids: Iterable[int]) -> dict[int, FileRow]:
+    def _select_ids(self, columns: str, ids: Iterable[int]) -> list[tuple]:
+        """``columns`` of the files whose id is in ``ids`` (looked up by key, 500 at a time)."""
         ids = [int(i) for i in ids]
-        out: dict[int, FileRow] = {}
+        out: list[tuple] = []
         with self._locked():
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
-                q = f"SELECT {_COLS} FROM files WHERE id IN ({','.join('?' * len(chunk))})"
-                out.update((r.id, r) for r in map(self._row, self.conn.execute(q, chunk)))
+                out += self.conn.execute(f"SELECT {columns} FROM files WHERE id IN ({','.join('?' * len(chunk))})",
+                                         chunk)
         return out
+
+    def by_ids(self, ids: Iterable[int]) -> dict[int, FileRow]:
+        return {r.id: r for r in map(self._row, self._select_ids(_COLS, ids))}
 
     def vec_rows(self, ids: Iterable[int]) -> dict[int, int]:
         """{file id: vector row} of the indexed files among ``ids`` (a light :meth:`by_ids`)."""
-        ids = [int(i) for i in ids]
-        out: dict[int, int] = {}
-        with self._locked():
-            for start in range(0, len(ids), 500):
-                chunk = ids[start:start + 500]
-                q = f"SELECT id, vec_row, status FROM files WHERE id IN ({','.join('?' * len(chunk))})"  # by key
-                out.update((i, r) for i, r, status in self.conn.execute(q, chunk) if status == OK)
-        return out
+        return {i: r for i, r, status in self._select_ids("id, vec_row, status", ids) if status == OK}
 
     def by_path(self, rel: bytes) -> FileRow | None:
         with self._locked():

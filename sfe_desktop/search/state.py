@@ -12,7 +12,8 @@ The rules, all enforced here (the indexer and the searcher only call these metho
 * **Crash safety.** :meth:`IndexState.append` writes a batch's vectors to the row files at ``next_row`` first,
   then one SQLite transaction records the files that point at them and advances ``next_row``; a process killed
   in between leaves unreferenced bytes the next batch overwrites. The faiss file is written atomically at the end
-  of a run; on open it is re-synchronised from the catalog (:meth:`IndexState.sync_vectors`).
+  of a run; on open it is re-synchronised from the catalog (:meth:`IndexState.sync_vectors`) when a digest of the
+  catalog's ids computed in SQLite says it is out of step.
 * **Compaction** (:meth:`IndexState.compact`, at the end of a run) copies the rows still referenced, renumbers
   them in one transaction that also records "compaction pending", then replaces the files; opening finishes or
   discards a compaction a killed process left (only with the folder lock).
