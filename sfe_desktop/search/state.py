@@ -2,7 +2,7 @@
 
 Where everything lives (``<index_dir>/``): ``catalog.sqlite`` (files, their vector row, user captions, meta),
 ``global.f32`` and ``patches.f16`` (row files, :class:`~sfe_desktop.index.VectorStore`), ``vectors.faiss``
-(Step-1 vectors by file id), ``thumbs/``, ``index.lock``.
+(Step-1 vectors by file id: exact, or compressed above 100,000 photos), ``thumbs/``, ``index.lock``.
 
 The rules, all enforced here (the indexer and the searcher only call these methods):
 
@@ -12,7 +12,8 @@ The rules, all enforced here (the indexer and the searcher only call these metho
 * **Crash safety.** :meth:`IndexState.append` writes a batch's vectors to the row files at ``next_row`` first,
   then one SQLite transaction records the files that point at them and advances ``next_row``; a process killed
   in between leaves unreferenced bytes the next batch overwrites. The faiss file is written atomically at the end
-  of a run; on open it is re-synchronised from the catalog (:meth:`IndexState.sync_vectors`).
+  of a run; on open it is re-synchronised from the catalog (:meth:`IndexState.sync_vectors`) when a digest of the
+  catalog's ids computed in SQLite says it is out of step.
 * **Compaction** (:meth:`IndexState.compact`, at the end of a run) copies the rows still referenced, renumbers
   them in one transaction that also records "compaction pending", then replaces the files; opening finishes or
   discards a compaction a killed process left (only with the folder lock).
@@ -44,9 +45,10 @@ import numpy as np
 
 from .. import settings
 from ..catalog import Catalog, FileRow
-from ..catalog.db import OK
+from ..catalog.db import ID_HASH_MOD, OK
 from ..errors import IndexDamagedError, IndexStateError, SFEError
 from ..index import ThumbnailCache, VectorIndex, VectorStore
+from ..index.vectors import kind_for as vectors_kind_for
 from ..index.atomic import fsync_dir
 from ..index.lock import FolderLock
 from ..model.features import ImageFeatures, split_index_vectors
@@ -130,7 +132,7 @@ class IndexState:
         damage = catalog.check(full=size <= FULL_CHECK_BYTES)
         if damage:
             raise IndexDamagedError(f"the index in {self.index_dir} is damaged ({damage})")
-        meta, live = catalog.snapshot()
+        meta, digest = catalog.snapshot_digest()  # not every (id, row) pair: a second at a million photos
         fmt, index_dir = self.format, self.index_dir
         built_with = meta.get("checkpoint_id")
         how = "re-encode it: sfe-desktop index DIR --reencode"
@@ -144,10 +146,10 @@ class IndexState:
         self.store = VectorStore(index_dir, fmt.dim, fmt.n_patches, fmt.vector_dim)
         self.vindex = VectorIndex(fmt.vector_dim)
         if self._recover_compaction(meta):
-            meta, live = catalog.snapshot()
+            meta, digest = catalog.snapshot_digest()
             self._next_row = int(meta.get("next_row", 0))
         if built_with and not self.stale:
-            self._load_vectors(live)
+            self._load_vectors(digest)
 
     @classmethod
     def open(cls, photo_dir: Path, index_dir: Path, fmt: IndexFormat) -> "IndexState":
@@ -281,6 +283,9 @@ class IndexState:
             if rows:
                 self.vindex.add(np.asarray(ids[:len(rows)]), vectors)
                 self._dirty = True
+                if self.vindex.needs_rebuild():  # the collection outgrew the index kind: change it now, not at 1.8 GB
+                    live = np.array(self.catalog.live(), dtype=np.int64).reshape(-1, 2)
+                    self.vindex = self._build_index(live[:, 0], live[:, 1])
 
     def finish_run(self) -> int:
         """Bring the faiss index in line with the catalog, save it, compact the row files; return the rows
@@ -302,14 +307,26 @@ class IndexState:
             self.caption_version += 1
 
     # -- vectors ---------------------------------------------------------------------------------
-    def _load_vectors(self, live: list[tuple[int, int]]) -> None:
+    def _load_vectors(self, digest: tuple[int, int, int, int]) -> None:
+        """Read the saved faiss index; bring it in line with the catalog unless ``digest``
+        (:meth:`Catalog.snapshot_digest`) shows it already is."""
         path = self.index_dir / FAISS_FILE
         if path.exists():
             try:
                 self.vindex = VectorIndex.load(path, self.format.vector_dim)
             except IndexStateError as exc:
                 log.warning("%s; rebuilding it from the stored vectors", exc)
-        self.sync_vectors(live)
+        if not self._in_sync(digest):
+            self.sync_vectors()
+
+    def _in_sync(self, digest: tuple[int, int, int, int]) -> bool:
+        """True when faiss holds exactly the catalog's indexed files (the same count, sum and sum of squares
+        modulo a prime of their ids) and every one of their vector rows is stored."""
+        count, id_sum, id_hash, top_row = digest
+        if len(self.vindex) != count or top_row >= min(self.store.rows(), self._next_row):
+            return False
+        ids = self.vindex.ids()
+        return int(ids.sum()) == id_sum and int(((ids % ID_HASH_MOD) ** 2 % ID_HASH_MOD).sum()) == id_hash
 
     def sync_vectors(self, live: list[tuple[int, int]] | None = None) -> None:
         """Make the faiss index hold exactly the catalog's indexed files (after a crash or a run). ``live``: the
@@ -331,16 +348,27 @@ class IndexState:
             current = self.vindex.ids()
             extra = np.setdiff1d(current, ids, assume_unique=True)
             missing = np.isin(ids, current, invert=True)
-            if not extra.size and not missing.any():
+            # a kind that no longer fits the size is rebuilt when the index changes anyway, or by an index run
+            # (an HNSW index saved by an earlier version keeps working in a searcher meanwhile)
+            rebuild = self.vindex.needs_rebuild(len(ids))
+            if not extra.size and not missing.any() and not (rebuild and self._writer):
                 return
             self._dirty = True
-            if (extra.size and not self.vindex.can_remove()) or (len(ids) > 100_000) != self.vindex.is_hnsw:
-                log.info("rebuilding the vector index (%d vectors)", len(ids))
-                self.vindex = VectorIndex.build(self.format.vector_dim, ids, self.store.read_globals(rows))
+            if rebuild or (extra.size and not self.vindex.can_remove()):
+                self.vindex = self._build_index(ids, rows)
                 return
             self.vindex.remove(extra)
             if missing.any():
                 self.vindex.add(ids[missing], self.store.read_globals(rows[missing]))
+
+    def _build_index(self, ids: np.ndarray, rows: np.ndarray):
+        """A new vector index of the kind that fits ``len(ids)``, read from the row files a chunk at a time."""
+        kind = vectors_kind_for(len(ids))
+        log.info("building the vector index (%s, %d vectors)", kind, len(ids))
+        t = time.perf_counter()
+        vindex = VectorIndex.build(self.format.vector_dim, ids, lambda pos: self.store.read_globals(rows[pos]), kind)
+        log.info("vector index built in %.1f s", time.perf_counter() - t)
+        return vindex
 
     def add_vectors(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         with self.lock:
@@ -417,12 +445,21 @@ class IndexState:
         return None
 
     def nearest(self, query: np.ndarray, k: int) -> list[tuple[FileRow, float]]:
-        """Step-1 neighbours that are indexed in the catalog now, best first, ties by path."""
-        with self.lock:  # faiss ids and catalog rows from the same state (no reset in between)
-            scores, ids = self.vindex.search(query, k)
+        """Step-1 neighbours that are indexed in the catalog now, best first, ties by path. An approximate index
+        gives a shortlist whose scores are computed again exactly from the stored vectors, so scores are always
+        the exact (fused) Step-1 scores."""
+        with self.lock:  # faiss ids, catalog rows and stored vectors from the same state (no reset in between)
+            scores, ids = self.vindex.search(query, self.vindex.shortlist(k))
+            if not self.vindex.exact and ids.size:  # re-score the shortlist exactly, keep its best k
+                rows = self.catalog.vec_rows(ids[0].tolist())
+                ids = np.array([i for i in ids[0].tolist() if i in rows], dtype=np.int64)
+                vec = _read_rows(self.store.globals, [rows[i] for i in ids.tolist()])
+                scores = vec @ np.asarray(query, np.float32).reshape(-1)
+                best = np.argsort(-scores, kind="stable")[:k + 10]  # a few spare for ties at the cut (by path)
+                scores, ids = scores[best][None], ids[best][None]
             rows = self.catalog.by_ids(ids[0].tolist())
         hits = [(rows[i], float(s)) for i, s in zip(ids[0].tolist(), scores[0].tolist()) if i in rows]
-        return sorted(((r, s) for r, s in hits if r.status == OK), key=lambda h: (-h[1], h[0].path))
+        return sorted(((r, s) for r, s in hits if r.status == OK), key=lambda h: (-h[1], h[0].path))[:k]
 
     def sample_vectors(self, n: int, seed: int = 0) -> np.ndarray:
         """Stored index vectors of up to ``n`` indexed files drawn at random (all of them when fewer)."""
@@ -464,7 +501,7 @@ class IndexState:
 
     # -- the rest --------------------------------------------------------------------------------------
     def vector_count(self) -> tuple[int, str]:
-        """How many vectors faiss holds, and its kind (flat or hnsw)."""
+        """How many vectors faiss holds, and its kind (flat, ivf-sq8, or hnsw from an earlier version)."""
         with self.lock:
             return len(self.vindex), self.vindex.kind
 
@@ -478,6 +515,21 @@ class IndexState:
                 self.save_vectors()
         finally:
             self.catalog.close()
+
+
+def _read_rows(rows_file, rows: list[int]) -> np.ndarray:
+    """Rows of a row file (``VectorStore.globals``) read with plain file reads: a shortlist is scattered over the whole
+    file, and reading it through the memory map would map the pages around each row into this process as well
+    (the kernel's fault-around), 1.8 GB of resident memory after a few hundred searches of a million photos."""
+    out = np.empty((len(rows), *rows_file.shape), dtype=rows_file.dtype)
+    size = rows_file.row_bytes
+    buf = memoryview(out).cast("B")
+    with open(rows_file.path, "rb", buffering=0) as f:
+        for i, row in enumerate(rows):
+            f.seek(int(row) * size)
+            if f.readinto(buf[i * size:(i + 1) * size]) != size:
+                raise SFEError("the index was changed while searching; search again")
+    return out
 
 
 def _file_id(path: Path) -> tuple[int, int] | None:

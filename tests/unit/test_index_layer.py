@@ -1,4 +1,4 @@
-"""faiss wrapper (flat vs HNSW), row store, atomic writes, catalog migrations and the scanner."""
+"""faiss wrapper (flat vs compressed IVF-SQ8, HNSW of earlier versions), row store, atomic writes, catalog migrations and the scanner."""
 from __future__ import annotations
 
 import os
@@ -18,20 +18,37 @@ def _unit(n, d, seed=0):
     return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
-def test_flat_up_to_the_limit_then_hnsw(monkeypatch, tmp_path):
+def test_flat_up_to_the_limit_then_compressed(monkeypatch, tmp_path):
     monkeypatch.setattr(vectors, "FLAT_MAX", 50)
-    x = _unit(80, 16)
+    x = _unit(800, 16)
     small = VectorIndex.build(16, np.arange(50), x[:50])
-    big = VectorIndex.build(16, np.arange(80) + 100, x)
-    assert small.kind == "flat" and big.kind == "hnsw"
+    big = VectorIndex.build(16, np.arange(800) + 100, x)
+    assert small.kind == "flat" and small.exact and big.kind == "ivf-sq8" and not big.exact
     scores, ids = small.search(x[7], 3)
     assert ids[0, 0] == 7 and scores[0, 0] == pytest.approx(1.0, abs=1e-5)
-    assert big.search(x[7], 1)[1][0, 0] == 107
+    assert big.search(x[7], big.shortlist(1))[1][0, 0] == 107 and big.shortlist(10) > 10
+    assert sorted(big.ids().tolist()) == list(range(100, 900))
     big.save(tmp_path / "v.faiss")
     again = VectorIndex.load(tmp_path / "v.faiss", 16)
-    assert again.kind == "hnsw" and len(again) == 80
+    assert again.kind == "ivf-sq8" and len(again) == 800 and not again.needs_rebuild()
+    assert np.array_equal(again.search(x[:5], 20)[1], big.search(x[:5], 20)[1])
     with pytest.raises(IndexStateError):
         VectorIndex.load(tmp_path / "v.faiss", 8)
+
+
+def test_hnsw_index_of_an_earlier_version_loads_and_is_replaced(monkeypatch, tmp_path):
+    """What versions before the compressed index saved above FLAT_MAX: IndexIDMap2(IndexHNSWFlat)."""
+    import faiss
+
+    monkeypatch.setattr(vectors, "FLAT_MAX", 50)
+    x = _unit(80, 16)
+    old = faiss.IndexIDMap2(faiss.IndexHNSWFlat(16, 32, faiss.METRIC_INNER_PRODUCT))
+    old.add_with_ids(x, np.arange(80) + 100)
+    faiss.write_index(old, str(tmp_path / "v.faiss"))
+    again = VectorIndex.load(tmp_path / "v.faiss", 16)
+    assert again.kind == "hnsw" and again.exact and len(again) == 80 and not again.can_remove()
+    assert again.search(x[7], 1)[1][0, 0] == 107
+    assert again.needs_rebuild()  # an index run turns it into the compressed kind
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path):
@@ -88,3 +105,21 @@ def test_scanner_skips_index_folder_hidden_and_other_files(tmp_path):
     assert rels == [b"a.jpeg"]
     rels = [e.rel for e in scan(tmp_path)]
     assert rels == [b"a.jpeg", b"elsewhere/u.JPG"]  # the link to an already seen folder is not walked twice
+
+
+def test_a_memory_mapped_compressed_index_searches_then_changes_in_memory(monkeypatch, tmp_path):
+    monkeypatch.setattr(vectors, "FLAT_MAX", 50)
+    x = _unit(900, 16)
+    VectorIndex.build(16, np.arange(800), x[:800]).save(tmp_path / "v.faiss")
+    in_ram = VectorIndex.load(tmp_path / "v.faiss", 16, mmap=False)
+    mapped = VectorIndex.load(tmp_path / "v.faiss", 16, mmap=True)
+    assert mapped.mapped and not in_ram.mapped
+    assert np.array_equal(mapped.search(x[:5], 20)[1], in_ram.search(x[:5], 20)[1])
+    assert np.array_equal(np.sort(mapped.ids()), np.arange(800))
+    mapped.remove([3, 4])
+    mapped.add(np.arange(800, 900), x[800:])  # copied into memory first: the mapped cells are read-only
+    assert not mapped.mapped and len(mapped) == 898
+    mapped.save(tmp_path / "v.faiss")  # the cells themselves, not a reference to the mapped file
+    again = VectorIndex.load(tmp_path / "v.faiss", 16, mmap=False)
+    assert len(again) == 898 and np.array_equal(np.sort(again.ids()), np.setdiff1d(np.arange(900), [3, 4]))
+    assert again.search(x[850], 1)[1][0, 0] == 850
