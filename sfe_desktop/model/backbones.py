@@ -109,7 +109,8 @@ class ImageBackbone(nn.Module):
         return cache[0]
 
     def train(self, mode: bool = True):
-        self.__dict__.pop("_fused_lower", None)  # weights may change: the copy is made again when needed
+        if mode:  # training may change the weights: the copy is made again when next needed
+            self.__dict__.pop("_fused_lower", None)
         return super().train(mode)
 
     def _load_from_state_dict(self, *args, **kwargs):
