@@ -1,5 +1,5 @@
-"""The fused CPU copy of the image tower's lower part (model/fused.py) and the NumPy preprocessing: the same
-results as the modules and the torch arithmetic they replace."""
+"""The fused CPU copy of the image tower's lower part (model/fused.py): the same results as the modules it
+replaces, a clean fallback, and no stale copy after the weights change."""
 from __future__ import annotations
 
 import logging
@@ -7,10 +7,8 @@ import logging
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from torch import nn
 
-from sfe_desktop.data.transforms import to_tensor
 from sfe_desktop.model import fused
 from sfe_desktop.model.backbones import ImageBackbone
 from sfe_desktop.model.runtime import tiny_runtime
@@ -97,24 +95,6 @@ def test_the_copy_follows_new_weights_and_training_uses_the_modules():
         torch.testing.assert_close(bb.lower(x), ref, atol=1e-5 * float(ref.abs().max()), rtol=1e-5)
     bb.train()
     assert "_fused_lower" not in bb.__dict__
-    out = bb.lower(x)  # training mode, gradients on: the modules themselves
-    assert out.requires_grad and "_fused_lower" not in bb.__dict__
+    bb.lower(x)  # training mode: the modules themselves, no copy made
+    assert "_fused_lower" not in bb.__dict__
     assert not any(k.startswith("_fused") for k in bb.state_dict())
-
-
-@pytest.mark.parametrize("normalise", ["tflite", "imagenet"])
-@pytest.mark.parametrize("flip", [False, True])
-def test_numpy_preprocessing_is_the_torch_arithmetic_to_the_bit(normalise, flip):
-    rng = np.random.default_rng(0)
-    image = Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8))
-    im = image.resize((64, 64), Image.BILINEAR)
-    if flip:
-        im = im.transpose(Image.FLIP_LEFT_RIGHT)
-    x = torch.from_numpy(np.asarray(im, dtype=np.float32)).permute(2, 0, 1) / 255.0  # the former torch code
-    if normalise == "tflite":
-        ref = (x * 255.0 - 127.0) / 128.0
-    else:
-        ref = (x - torch.tensor([0.485, 0.456, 0.406])[:, None, None]) / torch.tensor([0.229, 0.224, 0.225])[:, None, None]
-    out = to_tensor(image, 64, normalise, flip)
-    assert out.shape == (3, 64, 64) and out.dtype == torch.float32 and out.is_contiguous()
-    assert torch.equal(out, ref)
