@@ -58,7 +58,7 @@ def test_search_top10_is_the_same_with_and_without_the_fused_path(monkeypatch):
     pixels = _pixels(40, rt.image_size, seed=1)
     fast = rt.encode_images(pixels)
     monkeypatch.setenv(fused.ENV_SWITCH, "0")
-    rt.model.image.train(False)  # drops the cached copy: the switch is read again
+    rt.model.image.train().eval()  # a switch to training drops the cached copy: the switch is read again
     slow = rt.encode_images(pixels)
     assert rt.model.image.__dict__["_fused_lower"] == (None,)
     texts = rt.encode_texts(["a red dog", "a blue car near a tree", "the boat is white", "a black cat"])
