@@ -7,6 +7,7 @@ random transformer with a hashing tokenizer for tests.  Nothing is ever download
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import zlib
@@ -16,6 +17,7 @@ from torch import nn
 
 from ..errors import BackboneMissingError
 
+log = logging.getLogger(__name__)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -84,7 +86,36 @@ class ImageBackbone(nn.Module):
         return len(self.blocks) - self.n_upper_blocks
 
     def lower(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu" and not self.training and not torch.is_grad_enabled():
+            fused = self._fused()
+            if fused is not None:  # inference on the CPU: batch norms folded, channels-last (model/fused.py)
+                return fused(x.contiguous(memory_format=torch.channels_last)).contiguous()
         return self.run_blocks(self.stem(x), 0)
+
+    def _fused(self) -> nn.Module | None:
+        """The fused float copy of the lower part, made on first use after the weights or the mode last changed;
+        None where it cannot be made (with a log line) or ``SFE_FUSED=0``."""
+        from . import fused
+
+        cache = self.__dict__.get("_fused_lower")  # kept out of the module tree: not in the state dict
+        if cache is None:
+            try:
+                cache = (fused.plain_lower(self),) if fused.wanted() else (None,)
+            except fused.Unsupported as exc:
+                log.info("image backbone %s: the fused CPU path is not available (%s); using its own modules",
+                         self.name, exc)
+                cache = (None,)
+            self.__dict__["_fused_lower"] = cache
+        return cache[0]
+
+    def train(self, mode: bool = True):
+        if mode:  # training may change the weights: the copy is made again when next needed
+            self.__dict__.pop("_fused_lower", None)
+        return super().train(mode)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self.__dict__.pop("_fused_lower", None)
+        return super()._load_from_state_dict(*args, **kwargs)
 
     def run_blocks(self, h: torch.Tensor, start: int) -> torch.Tensor:
         """Frozen blocks from ``start`` up to the split (and the head when nothing is fine-tuned)."""

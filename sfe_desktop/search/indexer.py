@@ -19,7 +19,8 @@ from ..catalog import FileRow, ScanEntry, content_hash, scan
 from ..catalog.scanner import read_reason
 from ..catalog.db import OK, SKIPPED
 from ..catalog.metadata import probe
-from ..data.images import load_image
+from ..data.gpu_decode import GPUDecoder, exif_orientation, gpu_decoder, is_jpeg
+from ..data.images import MAX_FILE_BYTES, MAX_PIXELS, load_image, open_image_file
 from ..errors import ImageReadError
 from ..model.runtime import SFERuntime
 from .captions import sidecar_captions, sidecar_state
@@ -54,6 +55,18 @@ class _Decoded:
     height: int | None = None
     date_taken: str | None = None
     error: str | None = None
+
+
+@dataclass
+class _Raw:
+    """A JPEG read by a CPU thread, for the GPU to decode."""
+
+    job: _Job
+    data: bytes
+    orientation: int
+    width: int | None
+    height: int | None
+    date_taken: str | None
 
 
 @dataclass
@@ -231,13 +244,54 @@ class Indexer:
             log.exception("unexpected error decoding %s", path)
             return _Decoded(job, None, error=f"cannot decode ({type(exc).__name__}: {exc})")
 
+    def _read(self, job: _Job) -> _Raw | _Decoded:
+        """GPU decoding, the CPU side: a JPEG's bytes and metadata; anything else decoded here as without a GPU."""
+        path = self.state.abs_path(job.entry.rel)
+        try:
+            with open_image_file(path) as f:
+                data = f.read(MAX_FILE_BYTES + 1)
+        except ImageReadError:
+            return self._decode(job)  # says why
+        width, height, date = probe(path)
+        if not is_jpeg(data) or width is None or height is None or width * height > MAX_PIXELS:
+            return self._decode(job)
+        return _Raw(job, data, exif_orientation(data), width, height, date)
+
+    def _gpu_batch(self, gpu: GPUDecoder, pool: ThreadPoolExecutor, items: list[_Raw | _Decoded]) -> list[_Decoded]:
+        """The JPEGs of ``items`` decoded on the GPU in one call, thumbnails written by the CPU threads; a photo
+        nvjpeg cannot decode goes the CPU way."""
+        raws = [r for r in items if isinstance(r, _Raw)]
+        images = iter(gpu.decode([r.data for r in raws], [r.orientation for r in raws]))
+        out = []
+        for item in items:
+            if isinstance(item, _Decoded):
+                out.append(item)
+                continue
+            image = next(images)
+            if image is None:
+                out.append(self._decode(item.job))
+                continue
+            pool.submit(self._put_thumb, item.job.hash, image.thumb)
+            out.append(_Decoded(item.job, image.tensor, item.width or image.width, item.height or image.height,
+                                item.date_taken))
+        return out
+
+    def _put_thumb(self, key: str, pixels: np.ndarray) -> None:
+        from PIL import Image
+
+        try:
+            self.state.thumbs.put(key, Image.fromarray(pixels))
+        except OSError as exc:
+            log.warning("cannot write thumbnail %s: %s", key, exc)
+
     def _commit_batch(self, decoded: list[_Decoded]) -> tuple[int, int]:
         good = [d for d in decoded if d.tensor is not None]
         encoded: list[FileRow] = []
         feats = None
         if good:
+            device = self.runtime.device
             with torch.inference_mode():
-                feats = self.runtime.encode_images(torch.stack([d.tensor for d in good]))
+                feats = self.runtime.encode_images(torch.stack([d.tensor.to(device) for d in good]))
             finite = np.isfinite(feats.global_).all(1) & np.isfinite(feats.patches).all((1, 2))
             if not finite.all():  # never store a vector that searches cannot rank
                 for d in (d for d, ok in zip(good, finite) if not ok):
@@ -291,13 +345,18 @@ class Indexer:
         started = time.perf_counter()
         pending: deque[Future] = deque()
         queue = iter(jobs)
+        gpu = None
+        if jobs and self.runtime.device.type == "cuda":
+            gpu = gpu_decoder(self.runtime.device, self.runtime.image_size, self.runtime.model.image.normalise,
+                              self.state.thumbs.size)
+        work = self._read if gpu is not None else self._decode
 
         def fill() -> None:
             while len(pending) < 2 * bs:
                 job = next(queue, None)
                 if job is None:
                     return
-                pending.append(pool.submit(self._decode, job))
+                pending.append(pool.submit(work, job))
 
         self._report(0, len(jobs), 0.0, "", 0)
         fill()
@@ -306,7 +365,9 @@ class Indexer:
                 if self.cancel.is_set():
                     return True
                 batch = [pending.popleft().result() for _ in range(min(bs, len(pending)))]
-                fill()  # decode the next batch while this one is encoded
+                fill()  # decode (or read, for the GPU) the next batch while this one is encoded
+                if gpu is not None:
+                    batch = self._gpu_batch(gpu, pool, batch)
                 ok, bad = self._commit_batch(batch)
                 self.indexed += ok
                 skipped += bad

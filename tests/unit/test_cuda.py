@@ -93,3 +93,37 @@ def test_cli_train_and_evaluate_with_device_cuda(tmp_path):
         assert main(["evaluate", "--dataset", str(path), "--split", "val", "--checkpoint", str(ck), "--json", str(out),
                      "--device", "cuda", "--cache-dir", str(tmp_path / "cache")]) == 0
         assert json.loads(out.read_text())["rerank"]["rsum"] > 0
+
+
+def test_gpu_jpeg_decoding_matches_the_cpu_path(photos):
+    """nvjpeg + torch resizing against libjpeg + Pillow: close, not bit-equal (another IDCT, another resizer)."""
+    from sfe_desktop.data.gpu_decode import exif_orientation, gpu_decoder
+    from sfe_desktop.data.images import load_image
+    from sfe_desktop.data.transforms import to_tensor
+
+    gpu = gpu_decoder("cuda", 64, "tflite")
+    if gpu is None:
+        pytest.skip("torchvision cannot decode JPEGs on this CUDA device (nvjpeg)")
+    paths = sorted(photos.glob("*.jpg"))
+    datas = [p.read_bytes() for p in paths]
+    out = gpu.decode(datas, [exif_orientation(d) for d in datas])
+    for p, image in zip(paths, out):
+        ref = to_tensor(load_image(p, 64), 64, "tflite")
+        assert image is not None and image.tensor.is_cuda and image.tensor.shape == ref.shape
+        diff = (image.tensor.cpu() - ref).abs()
+        assert float(diff.mean()) < 4 / 128 and float(diff.max()) < 40 / 128  # a few 1/255 steps on average
+        assert image.thumb.dtype == np.uint8 and image.thumb.shape[2] == 3
+    assert gpu.decode([b"\xff\xd8\xff broken"], [1]) == [None]  # left to the CPU path, which says why
+
+
+def test_collection_indexed_with_gpu_decoding_ranks_as_the_cpu(pair, photos, tmp_path):
+    from sfe_desktop.data.gpu_decode import gpu_decoder
+
+    if gpu_decoder("cuda", 64, "tflite") is None:
+        pytest.skip("no nvjpeg here")
+    cpu, gpu = pair
+    with Collection.open(photos, gpu, tmp_path / "gpu") as col, Collection.open(photos, cpu, tmp_path / "cpu") as ref:
+        assert col.index().indexed == 8 and ref.index().indexed == 8
+        a, b = col.search_text("a red dog", top=8), ref.search_text("a red dog", top=8)
+        np.testing.assert_allclose(sorted(h.score for h in a), sorted(h.score for h in b), atol=2e-2)
+        assert (tmp_path / "gpu" / "thumbs").exists()
