@@ -80,35 +80,55 @@ def store_figures(patches: np.ndarray) -> None:
 
 
 def dataset_figures(args) -> None:
-    """Step-1 and re-ranked rSum of a split with float16 patches and with the codec's, the features computed once."""
+    """Re-ranked recall of a split with float16 patches and with the codec's, from features computed once, ranked
+    by the functions ``evaluate`` uses. Paired as it goes (image->text first, then text->image in chunks of
+    queries, both formats each time), so a run stopped early still prints a like-for-like comparison."""
     from sfe_desktop.data.datasets import load_dataset
     from sfe_desktop.model.features import encode_dataset
-    from sfe_desktop.train.evaluate import dataset_lower, evaluate_encoded, stored_patches
+    from sfe_desktop.model.ranking import FusedScoring, image_to_texts, rank, rerank_depth, text_to_images
+    from sfe_desktop.train.evaluate import dataset_lower, stored_patches
+    from sfe_desktop.train.metrics import recall
 
     runtime, what = load_runtime(args.device)
+    model = runtime.model
     print(f"model: {what}")
     ds = load_dataset(args.dataset, args.images, args.split)
     t = time.perf_counter()
-    img, txt = dataset_lower(runtime.model, ds, Path(args.cache_dir) if args.cache_dir else None)
-    images, texts = encode_dataset(runtime.model, img, txt)
+    img, txt = dataset_lower(model, ds, Path(args.cache_dir) if args.cache_dir else None)
+    images, texts = encode_dataset(model, img, txt)
     cap_img = np.asarray(ds.caption_image)
     if args.subset:
         keep = np.flatnonzero(cap_img < args.subset)
         images, texts, cap_img = images[list(range(args.subset))], texts[keep], cap_img[keep]
     print(f"{ds.name} {args.split}: {len(images)} images, {len(texts)} captions, features in "
-          f"{time.perf_counter() - t:.0f} s")
+          f"{time.perf_counter() - t:.0f} s", flush=True)
     store_figures(images.patches)
-    results = {}
-    for fmt in ("float16", "q4"):
+    k = rerank_depth(model.cfg, args.rerank_k)
+    scoring = FusedScoring.of(model, images, texts)  # Step 1 does not read patches: the same for both
+    formats = {fmt: stored_patches(images, fmt) for fmt in ("float16", "q4")}
+    i2t = {}
+    for fmt, imgs in formats.items():
         t = time.perf_counter()
-        results[fmt] = evaluate_encoded(runtime.model, stored_patches(images, fmt), texts, cap_img, args.rerank_k)
-        r = results[fmt]["rerank"]
-        print(f"{fmt:8s} re-ranked (top {results[fmt]['rerank_k']}): rSum {r['rsum']:.2f}  "
-              + "  ".join(f"{k} {v:.1f}" for k, v in r.items() if k != "rsum")
-              + f"   ({time.perf_counter() - t:.0f} s)")
-    a, b = results["float16"]["rerank"]["rsum"], results["q4"]["rerank"]["rsum"]
-    print(f"re-ranked rSum float16 {a:.2f} vs codec {b:.2f}: difference {b - a:+.2f} (target within 0.5); "
-          f"Step-1 rSum {results['q4']['step1']['rsum']:.2f} (patches not used)")
+        key = rank(scoring.i2t, scoring.rescore_i2t(image_to_texts(model, imgs, texts)), k).ranking_key()
+        i2t[fmt] = {n: v for n, v in recall(key, cap_img).items() if n.startswith("i2t")}
+        print(f"{fmt:8s} image->text re-ranked (top {k}): " + "  ".join(f"{n} {v:.1f}" for n, v in i2t[fmt].items())
+              + f"   ({time.perf_counter() - t:.0f} s)", flush=True)
+    t2i = {fmt: [] for fmt in formats}
+    for a in range(0, len(texts), args.chunk):
+        rows = np.arange(a, min(a + args.chunk, len(texts)))
+        for fmt, imgs in formats.items():
+            rescore = scoring.rescore_t2i(text_to_images(model, texts, imgs))
+            t2i[fmt].append(rank(scoring.t2i[rows], lambda q, c: rescore(q + a, c), k).ranking_key())
+        done = rows[-1] + 1
+        rsum = {}
+        for fmt in formats:
+            m = {n: v for n, v in recall(np.concatenate(t2i[fmt]).T, cap_img[:done]).items() if n.startswith("t2i")}
+            rsum[fmt] = sum(i2t[fmt].values()) + sum(m.values())
+            print(f"{fmt:8s} text->image re-ranked, first {done} of {len(texts)} captions: "
+                  + "  ".join(f"{n} {v:.1f}" for n, v in m.items()), flush=True)
+        what = "" if done == len(texts) else f" (text->image on the first {done} captions only)"
+        print(f"re-ranked rSum float16 {rsum['float16']:.2f} vs codec {rsum['q4']:.2f}: difference "
+              f"{rsum['q4'] - rsum['float16']:+.2f} (target within 0.5){what}", flush=True)
 
 
 def main() -> None:
@@ -120,6 +140,7 @@ def main() -> None:
     ap.add_argument("--cache-dir", default=None, help="backbone feature cache (as evaluate's --cache-dir)")
     ap.add_argument("--subset", type=int, default=0, help="only the first N images of the split and their captions")
     ap.add_argument("--rerank-k", type=int, default=None, help="default: the checkpoint's")
+    ap.add_argument("--chunk", type=int, default=1000, help="text queries re-ranked per step (results after each)")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     print(machine())
