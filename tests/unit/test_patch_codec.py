@@ -9,7 +9,9 @@ from collection_fixtures import data_dir, make_image, photos, runtime  # noqa: F
 
 import sfe_desktop.index.store as store_module
 from sfe_desktop.index.codec import PatchCodec, patch_codec
+from sfe_desktop.model.features import ImageFeatures
 from sfe_desktop.search import Collection
+from sfe_desktop.train.evaluate import stored_patches
 
 QUERIES = ["a red dog", "the cat is blue", "a white boat near a tree", "black ball"]
 SCORE_TOL = 0.1  # largest change of a photo's final score allowed by the codec on the tiny model (0.05 seen)
@@ -155,3 +157,14 @@ def test_a_collection_indexed_with_the_codec_ranks_like_float16(tmp_path, runtim
     assert (tmp_path / "q4" / "patches.q4").exists() and not (tmp_path / "q4" / "patches.f16").exists()
     assert close_rankings(float16, coded)
     assert any(dict(float16[q]) != dict(coded[q]) for q in QUERIES)  # the patches were coded (scores moved)
+
+
+def test_evaluate_reads_patches_as_the_index_stores_them():
+    images = ImageFeatures(np.ones((6, 4), np.float32), sample(3))
+    codec = patch_codec(5, 64)
+    assert np.array_equal(stored_patches(images).patches, codec.decode(codec.encode(images.patches)))
+    assert stored_patches(images, "float16") is images
+    odd = ImageFeatures(np.ones((2, 4), np.float32), np.ones((2, 5, 9), np.float16))
+    assert stored_patches(odd) is odd  # no codec for an odd width: the store keeps float16
+    with pytest.raises(ValueError):
+        stored_patches(images, "int8")
