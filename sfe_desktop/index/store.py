@@ -46,6 +46,9 @@ class _RowFile:
         self.path = path
         self.codec = codec
         self.row_bytes = codec.row_bytes
+        # what a row holds on disk: the values of a raw file, else row_bytes bytes (for plain reads of raw rows)
+        self.dtype = getattr(codec, "dtype", np.dtype(np.uint8))
+        self.shape = getattr(codec, "shape", (codec.row_bytes,))
         self._map: np.memmap | None = None
         self._inode: int | None = None
         self._lock = threading.Lock()
