@@ -1,5 +1,5 @@
 """Query latency on a synthetic collection of 100,000 indexed images (random normalised vectors and
-random float16 patches written through the index layer; no image decoding), on CPU.
+random patches written through the index layer (stored as 4-bit codes); no image decoding), on CPU.
 
 Targets: text->image median < 50 ms for Step 1 alone, < 300 ms with Step-2 re-ranking of the top
 100; opening the existing index < 2 s. Also prints the memory of that index.
@@ -111,7 +111,7 @@ def main() -> None:
           f"faiss top-100 {faiss_only:.1f} ms)")
     print(f"text->image + Step 2 on top {k}:   {rerank:7.1f} ms  (target < 300)")
     print(f"memory: faiss index in RAM {args.n * runtime.vector_dim * 4 / 1e6:.0f} MB (vectors) ; patches memory-mapped "
-          f"({sizes.get('patches.f16', 0):.0f} MB on disk, {k} rows read per re-ranked query)")
+          f"({sizes.get('patches.q4', 0):.0f} MB on disk, {k} rows read per re-ranked query)")
     print(f"resident memory: +{rss_open - rss0:.0f} MB after opening, +{rss_query - rss0:.0f} MB after the queries "
           f"(process {rss_query:.0f} MB including the model)")
 

@@ -15,6 +15,7 @@ from ..data import strict_json
 from ..data.schema import Float, Int
 from ..errors import SFEError
 from ..model.config import BOUNDS, ModelConfig
+from ..train.evaluate import PATCH_FORMATS
 from ..train.loop import TrainConfig
 from .common import bounded, show
 
@@ -71,6 +72,8 @@ def register(sub) -> None:
     e.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the bundled one)")
     e.add_argument("--rerank-k", type=bounded(BOUNDS["rerank_k"]), default=None,
                    help="Step-1 candidates re-ranked by Step 2 (default: the checkpoint's, as search uses)")
+    e.add_argument("--patches", choices=PATCH_FORMATS, default="q4",
+                   help="patch features for Step 2: q4 as the index stores them (default), float16 as computed")
     e.add_argument("--json", default=None, help="write {step1: {...}, rerank: {...}} here")
     e.set_defaults(func=cmd_evaluate)
 
@@ -189,10 +192,11 @@ def cmd_evaluate(args) -> int:
         _check_writable("--json", Path(args.json).parent, create=False)
     ds = load_dataset(args.dataset, args.images, args.split)
     rt = SFERuntime.load(args.checkpoint, args.device)
-    result = evaluate_dataset(rt.model, ds, _cache(args), args.rerank_k, progress=_Bars())
+    result = evaluate_dataset(rt.model, ds, _cache(args), args.rerank_k, progress=_Bars(), patches=args.patches)
     print(f"{ds.name}: {result['images']} images, {result['captions']} captions, {result['seconds']} s")
     print(f"step1   {format_metrics(result['step1'])}")
-    print(f"rerank  {format_metrics(result['rerank'])}  (Step 2 re-ranks the Step-1 top {result['rerank_k']})")
+    print(f"rerank  {format_metrics(result['rerank'])}  (Step 2 re-ranks the Step-1 top {result['rerank_k']}, "
+          f"{args.patches} patches)")
     if args.json:
-        write_json({"step1": result["step1"], "rerank": result["rerank"]}, args.json)
+        write_json({"step1": result["step1"], "rerank": result["rerank"], "patches": args.patches}, args.json)
     return 0

@@ -1,4 +1,4 @@
-"""On-disk feature storage: faiss index of Step-1 vectors, float16 patch store, thumbnail cache."""
+"""On-disk feature storage: faiss index of Step-1 vectors, patch store (4-bit codes, index/codec.py), thumbnail cache."""
 from .atomic import atomic_write
 from .store import VectorStore
 from .thumbs import ThumbnailCache

@@ -1,7 +1,8 @@
 """The one owner of a collection's index folder: catalog, vectors, row files, thumbnails, lock, recovery.
 
 Where everything lives (``<index_dir>/``): ``catalog.sqlite`` (files, their vector row, user captions, meta),
-``global.f32`` and ``patches.f16`` (row files, :class:`~sfe_desktop.index.VectorStore`), ``vectors.faiss``
+``global.f32`` and ``patches.q4`` (row files, :class:`~sfe_desktop.index.VectorStore`; ``patches.f16`` in an index
+written before the patch codec, rewritten by its next compaction), ``vectors.faiss``
 (Step-1 vectors by file id: exact, or compressed above 100,000 photos), ``thumbs/``, ``index.lock``.
 
 The rules, all enforced here (the indexer and the searcher only call these methods):
@@ -406,11 +407,16 @@ class IndexState:
 
     def compact(self, min_dead_fraction: float = COMPACT_DEAD_FRACTION) -> int:
         """Drop vector rows no file refers to any more (changed and deleted photos leave them) when they are
-        at least ``min_dead_fraction`` of the rows; return how many were dropped. Call inside :meth:`writing`."""
+        at least ``min_dead_fraction`` of the rows; return how many were dropped. Float16 patches of an index
+        written before the patch codec are always rewritten as 4-bit codes here (the same crash-safe steps).
+        Call inside :meth:`writing`."""
         live_rows = np.unique(np.array([r for _, r in self.catalog.live()], dtype=np.int64))
         dead = self._next_row - len(live_rows)
-        if dead <= 0 or dead < min_dead_fraction * self._next_row:
+        migrate = self.store.legacy
+        if not migrate and (dead <= 0 or dead < min_dead_fraction * self._next_row):
             return 0
+        if migrate:
+            log.info("rewriting the float16 patches of %d photos as 4-bit codes", len(live_rows))
         self.store.write_compacted(live_rows)  # searches go on meanwhile: they read the old files
         fsync_dir(self.index_dir)  # the copies exist on disk before the catalog says "compaction pending"
         mapping = {int(old): new for new, old in enumerate(live_rows)}

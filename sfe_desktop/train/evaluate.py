@@ -1,5 +1,6 @@
 """Evaluation: Step-1 retrieval over a whole split, and the ranking a search gives (Step-1 top-K re-ranked by
-Step 2)."""
+Step 2). :func:`evaluate_dataset` passes the patch features through the index's patch codec first (as a search
+reads them back from ``patches.q4``) unless asked for the float16 features."""
 from __future__ import annotations
 
 import logging
@@ -13,6 +14,7 @@ import numpy as np
 from ..data import strict_json
 from ..data.datasets import PairDataset
 from ..data.features import image_lower_features, text_lower_features
+from ..index.codec import patch_codec
 from ..model.features import ImageFeatures, TextFeatures, encode_dataset
 from ..model.ranking import FusedScoring, image_to_texts, rank, rerank_depth, text_to_images
 from ..model.sfe import SFEModel
@@ -74,13 +76,31 @@ def dataset_lower(model: SFEModel, ds: PairDataset, cache_dir: Path | None, prog
     return img, txt
 
 
+PATCH_FORMATS = ("q4", "float16")  # as the index stores them (patches.q4), or as the model computes them
+
+
+def stored_patches(images: ImageFeatures, patches: str = "q4") -> ImageFeatures:
+    """``images`` with their patch features as a search reads them from the index: ``"q4"`` decoded from the
+    store's codec (:mod:`sfe_desktop.index.codec`; float16 when the model's width has none), ``"float16"`` as
+    computed."""
+    if patches not in PATCH_FORMATS:
+        raise ValueError(f"patches must be one of {PATCH_FORMATS}, not {patches!r}")
+    codec = patch_codec(images.patches.shape[1], images.patches.shape[2]) if patches == "q4" else None
+    if codec is None:
+        return images
+    return ImageFeatures(images.global_, codec.roundtrip(images.patches), images.bridge, images.logits)
+
+
 def evaluate_dataset(model: SFEModel, ds: PairDataset, cache_dir: Path | None = None, rerank_k: int | None = None,
-                     progress: Progress | None = None, cancel: threading.Event | None = None) -> dict:
-    """Encode every image and caption of ``ds`` and report Step-1 and re-ranked recall."""
+                     progress: Progress | None = None, cancel: threading.Event | None = None,
+                     patches: str = "q4") -> dict:
+    """Encode every image and caption of ``ds`` and report Step-1 and re-ranked recall, the patch features read
+    back as the index stores them (``patches``: see :func:`stored_patches`)."""
     t0 = time.time()
     img, txt = dataset_lower(model, ds, cache_dir, progress, cancel)
     images, texts = encode_dataset(model, img, txt)
-    result = evaluate_encoded(model, images, texts, ds.caption_image, rerank_k, progress)
+    result = evaluate_encoded(model, stored_patches(images, patches), texts, ds.caption_image, rerank_k, progress)
+    result["patches"] = patches
     result["images"], result["captions"] = len(ds.images), len(ds.captions)
     result["seconds"] = round(time.time() - t0, 1)
     return result

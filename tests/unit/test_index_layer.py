@@ -71,7 +71,8 @@ def test_row_store(tmp_path):
     store.write(3, g[3:], p[3:])
     assert store.rows() == 5
     assert np.array_equal(store.read_globals([4, 1]), g[[4, 1]])
-    assert np.array_equal(store.read_patches([2]), p[[2]])
+    assert store.codec is not None and (tmp_path / "patches.q4").stat().st_size == 5 * store.codec.row_bytes
+    assert np.array_equal(store.read_patches([2]), store.codec.decode(store.codec.encode(p[[2]])))  # as coded
     store.write(1, g[:1], p[:1])  # overwrite in place (garbage rows after a crash)
     assert np.array_equal(store.read_globals([1]), g[[0]]) and store.rows() == 5
 

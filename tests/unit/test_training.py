@@ -45,7 +45,8 @@ def test_cli_train_then_evaluate_writes_json(synthetic, tmp_path, capsys):
                  "--json", str(out), "--no-cache"]) == 0
     result = json.loads(out.read_text())
     keys = {"i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "rsum"}
-    assert set(result) == {"step1", "rerank"} and set(result["step1"]) == keys == set(result["rerank"])
+    assert set(result) == {"step1", "rerank", "patches"} and set(result["step1"]) == keys == set(result["rerank"])
+    assert result["patches"] == "q4"  # Step 2 read the patches as the index stores them (the default)
     r = result["rerank"]
     assert r["rsum"] == pytest.approx(sum(v for k, v in r.items() if k != "rsum"))
     assert "rSum" in capsys.readouterr().out
