@@ -47,6 +47,8 @@ def results_label(kind: str, query: str, results: list[Result], shown: int, filt
         text = f"{plural(strong, 'strong match', 'strong matches')} {what[1]}"
         if weak:
             text += f" and {plural(weak, 'weak one')} (faded)"
+    elif results and kind == IMAGE_TO_IMAGE:  # photos compared with a photo: no match confidence by design
+        text += ", most alike first"
     elif results:  # a checkpoint without a match confidence: how sure it is cannot be told, only the ranking
         text += ", best score first (this model gives no match confidence)"
     if filtered:

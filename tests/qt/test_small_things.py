@@ -69,3 +69,12 @@ def test_the_grid_fills_its_pane(qtbot, make_window, photos):
         assert columns >= 2 and width - columns * cell <= columns  # at most a pixel a column left over
         tiles = [view.visualRect(window.model.index(i)) for i in range(columns)]
         assert tiles[-1].right() >= width - columns - 2  # the last column reaches the right edge
+
+
+def test_similar_photos_are_listed_most_alike_first_without_a_confidence_excuse():
+    """Photos compared with a photo have no match confidence by design: the line does not blame the model."""
+    from sfe_desktop.qt.texts import results_label
+    from sfe_desktop.search.types import IMAGE_TO_IMAGE, Result
+
+    hits = [Result(1, 3.6, 3.6, IMAGE_TO_IMAGE, "/photos/a.jpg", path="/photos/b.jpg")]
+    assert results_label(IMAGE_TO_IMAGE, "/photos/a.jpg", hits, 1, False) == "1 photo similar to a.jpg, most alike first."
