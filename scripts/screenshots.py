@@ -200,6 +200,17 @@ def main() -> int:
 
         window.go_back()
         settle(window)
+        window.find_similar(photo)
+        wait(window.session.results_ready)
+        window.view.setCurrentIndex(window.model.index(0))
+        wait(window.session.similar_ready)
+        for size, name in (((1000, 700), "similar-1000x700.png"), ((1600, 1000), "similar-1600x1000.png")):
+            window.resize(*size)
+            settle(window)
+            window.grab().save(str(out / name))
+        window.resize(1400, 860)
+        window.go_back()
+        settle(window)
         window.view.setCurrentIndex(window.model.index(0))
         wait(window.session.explanation_ready)
         window.resize(1000, 700)
