@@ -135,9 +135,10 @@ def encode_images_lower(model: SFEModel, lower, batch_size: int = 256, enhanced:
 
 @torch.no_grad()
 def encode_texts_lower(model: SFEModel, mask, lower: LowerBatch, batch_size: int = 256, enhanced: bool = True,
-                       concepts: torch.Tensor | None = None) -> TextFeatures:
+                       concepts: torch.Tensor | None = None, bridge: bool = True) -> TextFeatures:
     """Step-1 features of texts whose token mask is ``mask`` (M, L): vectors (M, d) float32, word features
-    (M, W, d) float16 with their mask (M, W), W = the longest text, and bridge vectors (M, r).
+    (M, W, d) float16 with their mask (M, W), W = the longest text, and bridge vectors (M, r) (None with
+    ``bridge`` False: a caller that has them already saves the pretrained top layer's pass).
     ``lower(start, stop, width)`` gives the text tower's lower-layer output of texts ``start:stop`` cut to
     ``width`` tokens (the longest of that batch). With ``enhanced`` False: base vectors alone, word features
     empty (see :func:`encode_images_lower`)."""
@@ -145,7 +146,7 @@ def encode_texts_lower(model: SFEModel, mask, lower: LowerBatch, batch_size: int
     lengths = mask.sum(1)
     mask = mask[:, :max(1, int(lengths.max())) if len(mask) else 1]
     concepts = model.concept_embeddings() if concepts is None else concepts
-    vecs, bridge = [], []
+    vecs, bridges = [], []
     words = np.zeros((*mask.shape, model.cfg.dim) if enhanced else (len(mask), 0, model.cfg.dim), np.float16)
     for a in range(0, len(mask), batch_size):
         b = min(len(mask), a + batch_size)
@@ -156,24 +157,37 @@ def encode_texts_lower(model: SFEModel, mask, lower: LowerBatch, batch_size: int
         if enhanced:
             vecs.append(model.text_global(local).vec.float().cpu())
             words[a:b, :width] = local.feats.half().cpu().numpy()
-            if model.cfg.bridge_dim:
-                bridge.append(model.bridge.text_vectors(model.bridge.sentence(hidden, m)).float().cpu())
+            if model.cfg.bridge_dim and bridge:
+                bridges.append(model.bridge.text_vectors(model.bridge.sentence(hidden, m)).float().cpu())
         else:
             vecs.append(F.normalize(model.txt_pool(local.feats, local.mask), dim=-1).float().cpu())
     out = torch.cat(vecs).numpy() if vecs else np.zeros((0, model.cfg.dim), np.float32)
-    return TextFeatures(out, words, mask.numpy(), bridge=_bridge_out(bridge, model, enhanced))
+    return TextFeatures(out, words, mask.numpy(), bridge=_bridge_out(bridges, model, enhanced and bridge))
+
+
+TEXT_BUCKET = 32  # texts a batch when they are grouped by length (padding is what a mixed batch spends most on)
 
 
 @torch.no_grad()
-def encode_texts(model: SFEModel, texts, batch_size: int = 256, concepts: torch.Tensor | None = None) -> TextFeatures:
-    """Step-1 features of raw texts, tokenized here (an empty text is read as ".")."""
+def encode_texts(model: SFEModel, texts, batch_size: int = 256, concepts: torch.Tensor | None = None,
+                 bridge: bool = True) -> TextFeatures:
+    """Step-1 features of raw texts, tokenized here (an empty text is read as "."). The texts run longest first
+    in batches of at most :data:`TEXT_BUCKET`, each cut to its own longest text, and come back in the given
+    order (the same features as one padded batch, to float rounding, for about 0.6x the work on captions of
+    mixed length). ``bridge`` False: no bridge vectors."""
     texts = [t if t.strip() else "." for t in texts]
     enc = model.text.tokenize(list(texts))
-    ids, mask = enc["input_ids"].to(model.device), enc["attention_mask"].to(model.device)
-    feats = encode_texts_lower(model, enc["attention_mask"], lambda a, b, w: model.text.lower(ids[a:b, :w], mask[a:b, :w]),
-                               batch_size, concepts=concepts)
-    feats.tokens, feats.texts = enc["tokens"], list(texts)
-    return feats
+    lengths = np.asarray(enc["attention_mask"]).sum(1)
+    order = np.argsort(-lengths, kind="stable")
+    ids = enc["input_ids"][torch.as_tensor(order)].to(model.device)
+    mask = enc["attention_mask"][torch.as_tensor(order)].to(model.device)
+    feats = encode_texts_lower(model, mask.cpu(), lambda a, b, w: model.text.lower(ids[a:b, :w], mask[a:b, :w]),
+                               min(batch_size, TEXT_BUCKET), concepts=concepts, bridge=bridge)
+    back = np.argsort(order)
+    out = TextFeatures(feats.global_[back], feats.words[back], feats.mask[back],
+                       bridge=None if feats.bridge is None else feats.bridge[back])
+    out.tokens, out.texts = enc["tokens"], list(texts)
+    return out
 
 
 def cached_text_lower(text_lower: dict) -> LowerBatch:

@@ -95,9 +95,10 @@ class SFERuntime:
         lower = self.model.image.lower(batch.to(self.device))
         return encode_images_lower(self.model, lower, concepts=self._concepts, logits=logits)
 
-    def encode_texts(self, texts: Sequence[str], batch_size: int = 256) -> TextFeatures:
-        """Step-1 features of texts (an empty text is read as ".")."""
-        return encode_texts(self.model, texts, batch_size, concepts=self._concepts)
+    def encode_texts(self, texts: Sequence[str], batch_size: int = 256, bridge: bool = True) -> TextFeatures:
+        """Step-1 features of texts (an empty text is read as "."); ``bridge`` False: without bridge vectors
+        (for texts whose bridge vectors are known, as the caption bank's are)."""
+        return encode_texts(self.model, texts, batch_size, concepts=self._concepts, bridge=bridge)
 
     # ------------------------------------------------------------------ fusion and confidence
     @property

@@ -197,8 +197,10 @@ class Searcher:
         idx = sorted(idx.tolist(), key=lambda i: (-step1[i], texts[i]))  # candidates by Step 1, ties by text
 
         def rescore(c: np.ndarray) -> np.ndarray:
-            caps = rt.encode_texts([texts[idx[i]] for i in c])
-            return rt.fused_step2(rt.rerank_image(feats[0], caps), _bridge(feats), caps.bridge, w)
+            rows = [idx[i] for i in c]
+            caps = rt.encode_texts([texts[i] for i in rows], bridge=False)  # the bank holds their bridge vectors
+            bridge = vectors[rows, rt.dim:] if vectors.shape[1] > rt.dim else None
+            return rt.fused_step2(rt.rerank_image(feats[0], caps), _bridge(feats), bridge, w)
 
         ranked = rank_one(step1[idx], rescore, k, top)
         chosen = np.asarray([idx[i] for i in ranked.index], dtype=np.int64)

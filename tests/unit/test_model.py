@@ -35,6 +35,26 @@ def test_encoders_give_normalised_vectors_and_local_features(rt):
     assert txt.mask[0].sum() == len(txt.tokens[0])
 
 
+def test_texts_grouped_by_length_come_back_in_order_with_the_features_of_each_alone(rt):
+    from sfe_desktop.model.features import TEXT_BUCKET
+    words = "a dog runs on the beach near two red boats while children play in the warm sand".split()
+    rng = np.random.default_rng(3)
+    texts = [" ".join(rng.choice(words, size=int(n))) for n in rng.integers(1, 16, size=2 * TEXT_BUCKET + 5)]
+    many = rt.encode_texts(texts)
+    assert many.texts == texts and [len(t) for t in many.tokens] == [int(m.sum()) for m in many.mask]
+    for i in (0, 7, TEXT_BUCKET + 1, len(texts) - 1):  # in several of the length-sorted batches
+        one = rt.encode_texts([texts[i]])
+        n = int(one.mask[0].sum())
+        np.testing.assert_allclose(many.global_[i], one.global_[0], atol=1e-5)
+        np.testing.assert_allclose(many.words[i, :n].astype(np.float32), one.words[0, :n].astype(np.float32), atol=2e-3)
+        assert not many.mask[i, n:].any()
+        if one.bridge is not None:
+            np.testing.assert_allclose(many.bridge[i], one.bridge[0], atol=1e-5)
+    plain = rt.encode_texts(texts[:3], bridge=False)
+    assert plain.bridge is None
+    np.testing.assert_allclose(plain.global_, many.global_[:3], atol=1e-5)
+
+
 def test_rerank_scores_one_query_against_a_batch(rt):
     img = rt.encode_images(torch.rand(7, 3, rt.image_size, rt.image_size))
     txt = rt.encode_texts(["a red circle", "a green triangle"])
