@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ..explanation import QUERY_NODE, RESULT_NODE, Concept, Concepts, Explanation, GraphEdge, GraphNode, NeighbourGraph
+from . import class_groups
 from .corpus import Corpus
 from .features import ImageFeatures, TextFeatures
 from .sfe import SFEModel
@@ -134,16 +135,23 @@ def _sentences(model: SFEModel, texts: Sequence[str]) -> torch.Tensor:
 WORD_CANDIDATES, WORD_TEMPERATURE, SHOWN_EVIDENCE = 25, 0.05, 0.002
 
 
-def photo_word_classes(cos: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+def photo_word_classes(cos: torch.Tensor, logits: torch.Tensor,
+                       families: Sequence[Sequence[int]] | None = None) -> torch.Tensor:
     """(W, classes) what each word names in this photo, from the words' cosines to the class prompts (W, classes)
-    and the photo's patch logits (N, classes); each row sums to 1."""
+    and the photo's patch logits (N, classes); each row sums to 1. A word's candidates are its
+    :data:`WORD_CANDIDATES` nearest prompts, or its family's classes when ``families[w]`` lists them
+    (:mod:`~sfe_desktop.model.class_groups`: "dog" names its breeds, not "dogsled"), all equally likely a priori;
+    the photo's class probabilities then pick among them when it shows them at all."""
     k = min(WORD_CANDIDATES, cos.shape[1])
     top = cos.topk(k, dim=1)
-    prior = torch.softmax(top.values / WORD_TEMPERATURE, dim=1)
-    shown = torch.softmax(logits.float(), dim=-1).mean(0)[top.indices] * prior
-    evidence = shown.sum(1, keepdim=True)
-    weights = torch.where(evidence >= SHOWN_EVIDENCE, shown / evidence.clamp(min=1e-12), prior)
-    return torch.zeros_like(cos).scatter(1, top.indices, weights)
+    prior = torch.zeros_like(cos).scatter(1, top.indices, torch.softmax(top.values / WORD_TEMPERATURE, dim=1))
+    for row, members in enumerate(families or []):
+        if len(members):
+            prior[row] = 0.0
+            prior[row, torch.as_tensor(list(members), device=cos.device)] = 1.0 / len(members)
+    shown = torch.softmax(logits.float(), dim=-1).mean(0)[None, :] * prior
+    evidence = shown.sum(1, keepdim=True)  # the prior-weighted mean class probability: 1/classes is chance
+    return torch.where(evidence >= SHOWN_EVIDENCE, shown / evidence.clamp(min=1e-12), prior)
 
 
 def word_class_maps(model: SFEModel, words: Sequence[str], logits: np.ndarray, class_names: Sequence[str],
@@ -156,12 +164,16 @@ def word_class_maps(model: SFEModel, words: Sequence[str], logits: np.ndarray, c
         return np.zeros((0, len(logits)), np.float32), np.zeros(0, np.float32), []
     sent = _sentences(model, words)
     cos = sent @ model.bridge.prompts.t()
-    assign = photo_word_classes(cos, torch.as_tensor(np.asarray(logits, np.float32), device=model.device))
+    families = [class_groups.members(w, class_names) for w in words]
+    assign = photo_word_classes(cos, torch.as_tensor(np.asarray(logits, np.float32), device=model.device), families)
     maps = class_map(torch.as_tensor(np.asarray(logits, np.float32), device=model.device), assign).cpu().numpy()
     share = np.clip((cos.max(1).values.cpu().numpy() - GROUND_FROM) / (GROUND_TO - GROUND_FROM), 0.0, 1.0)
     top = assign.max(1)
     named = [Concept(class_names[int(i)], float(w)) if b > 0 and int(i) < len(class_names) else None
              for b, w, i in zip(share.tolist(), top.values.tolist(), top.indices.tolist())]
+    for k, members in enumerate(families):  # a family the photo does not single out a member of: the family itself
+        if len(members) > 1 and named[k] is not None and named[k].weight <= 1.0 / len(members) + 1e-6:
+            named[k] = Concept(class_groups.family(words[k]), 1.0)
     share = {"regions": share, "mixed": share, "attention": np.zeros_like(share), "classes": np.ones_like(share)}[mode]
     return maps.astype(np.float32), share.astype(np.float32), named
 

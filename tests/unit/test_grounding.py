@@ -73,6 +73,45 @@ def test_a_word_names_the_candidate_class_the_photo_shows():
     assert int(prior.argmax()) == 0 and abs(float(prior.sum()) - 1) < 1e-5
 
 
+def test_family_words_name_their_members_in_imagenet():
+    """"dog" (or "dogs", "puppy") names ImageNet's 118 breeds; every class a family lists exists in the class list
+    the app reads (a misspelt name would drop out silently); other words name no family."""
+    from sfe_desktop.model import class_groups
+    from torchvision.models import ResNet50_Weights  # the category names the app reads (build.class_names)
+
+    names = list(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+    listed = {n for spans in class_groups.RANGES.values() for span in spans for n in span}
+    listed |= {n for group in class_groups.NAMES.values() for n in group}
+    assert listed <= set(names), sorted(listed - set(names))
+    dogs = class_groups.members("dog", names)
+    assert len(dogs) == 118 and names[dogs[0]] == "Chihuahua" and "golden retriever" in {names[i] for i in dogs}
+    assert class_groups.members("dogs", names) == class_groups.members("puppies", names) == dogs
+    assert "dogsled" not in {names[i] for i in dogs}
+    assert {names[i] for i in class_groups.members("bike", names)} >= {"mountain bike"}
+    assert class_groups.members("dogsled", names) == () == class_groups.members("man", names)
+    assert class_groups.members("dog", ["dog", "cat"]) == ()  # another classifier's list: no family
+
+
+def test_a_family_word_names_the_member_the_photo_shows_or_the_family():
+    """"dog" is nearest to "dogsled" among the prompts, but as a family word its candidates are the breeds: a photo
+    of a retriever names the retriever; a photo that shows no breed spreads the word over all of them."""
+    classes = 60
+    cos = torch.linspace(0.0, 0.3, classes)[None].repeat(1, 1)
+    cos[0, 0] = 0.60                           # 0: "dogsled", the nearest prompt
+    breeds = list(range(5, 15))                # the family's members: none among the word's 25 nearest prompts
+    shows = torch.full((9, classes), -4.0)
+    shows[:, 8] = 6.0
+    named = photo_word_classes(cos, shows, [breeds])
+    assert int(named.argmax()) == 8 and abs(float(named.sum()) - 1) < 1e-5 and float(named[0, 0]) == 0
+    sled = torch.full((9, classes), -4.0)
+    sled[:, 0] = 6.0                           # the photo shows a dogsled and no breed
+    spread = photo_word_classes(cos, sled, [breeds])
+    np.testing.assert_allclose(spread[0, breeds].numpy(), 0.1, atol=1e-6)
+    assert float(spread.sum()) == pytest.approx(1.0) and float(spread[0, 0]) == 0
+    plain = photo_word_classes(cos, shows, [()])  # a word of no family: its nearest prompts, as before
+    np.testing.assert_allclose(plain.numpy(), photo_word_classes(cos, shows).numpy())
+
+
 def test_heat_sits_where_the_named_class_dominates(rt, corpus_images):
     """A photo whose top-left quadrant is all "car" (stubbed classifier output): the word "car" is hottest there,
     in the class map and in the explanation's drawn row."""
