@@ -138,14 +138,16 @@ def run(rt, ds, n_mosaics: int, n_deletions: int, modes, seed: int = 0, progress
     out = {"seconds": None}
     for mode in modes:
         cr, wr = np.asarray(caption_rows[mode]), np.asarray(word_rows[mode]).reshape(-1, 2)
-        top_mean, rand_mean = float(np.mean(drops[mode][0])), float(np.mean(drops[mode][1]))
+        deleted = len(drops[mode][0])
+        top_mean = float(np.mean(drops[mode][0])) if deleted else None
+        rand_mean = float(np.mean(drops[mode][1])) if deleted else None
         out[mode] = {
             "mosaics": len(cr), "words": len(wr),
             "caption_mass": float(cr[:, 0].mean()), "caption_hit": float(cr[:, 1].mean()),
             "word_mass": float(wr[:, 0].mean()) if len(wr) else None,
             "word_hit": float(wr[:, 1].mean()) if len(wr) else None,
             "deletions": len(drops[mode][0]), "drop_top10": top_mean, "drop_random10": rand_mean,
-            "drop_ratio": top_mean / rand_mean if rand_mean > 0 else float("inf"),
+            "drop_ratio": None if not deleted else top_mean / rand_mean if rand_mean > 0 else float("inf"),
         }
     out["seconds"] = round(time.time() - t0, 1)
     return out
@@ -185,8 +187,9 @@ def main() -> None:
         if r["words"]:
             print(f"[{mode}]   word rows ({r['words']} content words): mass {100 * r['word_mass']:.1f} %,"
                   f" hottest patch {100 * r['word_hit']:.1f} %")
-        print(f"[{mode}] deletion ({r['deletions']} pairs): score drop top-10 % patches {r['drop_top10']:.4f} vs"
-              f" random 10 % {r['drop_random10']:.4f}: ratio {r['drop_ratio']:.2f}")
+        if r["deletions"]:
+            print(f"[{mode}] deletion ({r['deletions']} pairs): score drop top-10 % patches {r['drop_top10']:.4f} vs"
+                  f" random 10 % {r['drop_random10']:.4f}: ratio {r['drop_ratio']:.2f}")
     print(f"{res['seconds']:.0f} s")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
