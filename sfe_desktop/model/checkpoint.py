@@ -75,7 +75,7 @@ def _write_json(path: Path, data: dict, indent: int | None) -> Path:
 def save_checkpoint(model: SFEModel, directory: str | Path, meta: dict, corpus: Corpus) -> Path:
     """Write the three files of ``directory`` (each atomically, by rename; ``config.json`` last). ``meta``: the
     JSON to keep beside the architecture (concepts, training record, metrics)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -92,7 +92,7 @@ def save_checkpoint(model: SFEModel, directory: str | Path, meta: dict, corpus: 
     if model.confidence is not None:
         config["confidence"] = model.confidence.to_dict()
     weights = directory / (WEIGHTS_FILE + ".part")
-    save_file(tensors, str(weights))
+    weights.write_bytes(save(tensors))  # not save_file: it makes the file 0600 whatever the umask says
     parts = [(weights, directory / WEIGHTS_FILE),
              (_write_json(directory / CORPUS_FILE, corpus.to_dict(), None), directory / CORPUS_FILE),
              (_write_json(directory / CONFIG_FILE, config, 1), directory / CONFIG_FILE)]

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
+import stat
 
 import numpy as np
 import pytest
@@ -106,6 +108,10 @@ def test_wordpieces_merge_into_words_and_rows_stay_distributions():
 def test_checkpoint_round_trip_is_exact(rt, tmp_path):
     save_checkpoint(rt.model, tmp_path / "ck", rt.meta, rt.corpus)
     assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["config.json", "corpus.json", "model.safetensors"]
+    umask = os.umask(0)
+    os.umask(umask)
+    for f in (tmp_path / "ck").iterdir():  # every file as any new file of the user (safetensors' own writer: 0600)
+        assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~umask, f.name
     model, meta, corpus = load_checkpoint(tmp_path / "ck")
     a, b = rt.model.state_dict(), model.state_dict()
     assert a.keys() == b.keys()
