@@ -37,6 +37,16 @@ def _option(p: argparse.ArgumentParser, flag: str, cls, field: str, help_text: s
     p.add_argument(flag, dest=field, default=None, help=f"{help_text} (default: {_default(cls, field)})", **kwargs)
 
 
+def _views(value: str) -> tuple[str, ...]:
+    from ..data.features import VIEWS
+
+    views = tuple(v.strip() for v in value.split(",") if v.strip())
+    wrong = [v for v in views if v not in VIEWS[1:]]
+    if wrong or len(set(views)) != len(views):
+        raise argparse.ArgumentTypeError(f"{value!r}: give flip and/or crop, each once, separated by commas")
+    return views
+
+
 def register(sub) -> None:
     t = sub.add_parser("train", help="train an SFE model (or the baseline) on a Karpathy JSON or CSV dataset")
     _data_args(t)
@@ -50,6 +60,15 @@ def register(sub) -> None:
             type=float)
     _option(t, "--loss", TrainConfig, "loss", "Step-1 loss", choices=["infonce", "vsepp"])
     _option(t, "--seed", TrainConfig, "seed", "random seed", type=int)
+    t.add_argument("--views", type=_views, default=None,
+                   help="augmented views of the training photos besides the photos, comma-separated: flip (mirrored),"
+                        " crop (a random crop of 55-100 %% of the photo, mirrored half of the time); each is cached"
+                        " once below the fine-tuned layers (default: none)")
+    t.add_argument("--learn-temperature", action="store_true",
+                   help="learn the InfoNCE temperature, starting at 0.05 (default: fixed)")
+    t.add_argument("--init", default=None, metavar="CHECKPOINT",
+                   help="start from this checkpoint's trained weights (fine-tuning; same architecture and training"
+                        " set) instead of from the pretrained backbones alone")
     _option(t, "--image-backbone", ModelConfig, "image_backbone", "image tower", choices=["lite0", "lite2", "tiny"])
     t.add_argument("--image-size", type=bounded(BOUNDS["image_size"]), default=None,
                    help="input size (default: the image tower's own)")
@@ -167,7 +186,10 @@ def cmd_train(args) -> int:
     train = load_dataset(args.dataset, args.images, args.train_split)
     val = load_dataset(args.dataset, args.images, args.val_split)
     cfg = model_config(args)
-    tcfg = TrainConfig(**_given(args, ("epochs", "batch_size", "lr", "backbone_lr", "loss", "seed")))
+    if args.init is not None and not Path(args.init, "config.json").is_file():
+        raise SFEError(f"--init {show(Path(args.init))} is not a checkpoint folder (no config.json)")
+    tcfg = TrainConfig(**_given(args, ("epochs", "batch_size", "lr", "backbone_lr", "loss", "seed", "views", "init")),
+                       learn_temperature=args.learn_temperature)
     bars = _Bars()
     print(f"training on {len(train.images)} images / {len(train.captions)} captions, "
           f"validating on {len(val.images)} / {len(val.captions)}, device {device}", file=sys.stderr)

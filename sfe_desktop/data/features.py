@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ..errors import Cancelled, ImageReadError
 from .images import load_image
@@ -60,34 +61,57 @@ def _batches(n: int, size: int):
         yield start, min(n, start + size)
 
 
+VIEWS = ("photo", "flip", "crop")  # augmented views a training run may cache (see :func:`view_of`)
+
+
+def view_of(image: Image.Image, view: str, index: int) -> tuple[Image.Image, bool]:
+    """The ``view`` of the ``index``-th photo of a list, and whether to mirror it: "photo" as it is, "flip"
+    mirrored, "crop" a random crop of 55-100 % of the area at an aspect ratio of 3:4 to 4:3, mirrored half of the
+    time. A crop depends on the photo's index only, so a cached view is the same crop each run."""
+    if view not in VIEWS:
+        raise ValueError(f"view {view!r} is not one of {', '.join(VIEWS)}")
+    if view != "crop":
+        return image, view == "flip"
+    rng = np.random.default_rng([20261128, index])
+    area, ratio = rng.uniform(0.55, 1.0), float(np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3))))
+    w, h = min(1.0, float(np.sqrt(area * ratio))), min(1.0, float(np.sqrt(area / ratio)))
+    x0, y0 = rng.uniform(0, 1 - w), rng.uniform(0, 1 - h)
+    W, H = image.size
+    box = (int(x0 * W), int(y0 * H), max(int(x0 * W) + 1, int((x0 + w) * W)), max(int(y0 * H) + 1, int((y0 + h) * H)))
+    return image.crop(box), bool(rng.random() < 0.5)
+
+
 @torch.no_grad()
-def image_lower_features(backbone, paths: Sequence[Path], cache_dir: Path | None = None, flip: bool = False,
+def image_lower_features(backbone, paths: Sequence[Path], cache_dir: Path | None = None, view: str = "photo",
                          batch_size: int = 32, progress: Progress | None = None,
                          cancel: threading.Event | None = None) -> np.ndarray:
-    """Lower-block image features for ``paths``, from the cache when present."""
+    """Lower-block image features for ``paths`` (of their ``view``, :func:`view_of`), from the cache when
+    present."""
+    view_of(Image.new("RGB", (2, 2)), view, 0)  # an unknown view fails before any work
     backbone.eval()
     dev = next(backbone.parameters()).device
     target = None
     if cache_dir is not None:
-        key = _key(backbone.name, backbone.image_size, backbone.split, flip, weights_key(backbone),
-                   [file_identity(p) for p in paths])
+        key = _key(backbone.name, backbone.image_size, backbone.split, False if view == "photo" else view,
+                   weights_key(backbone), [file_identity(p) for p in paths])
         target = Path(cache_dir) / f"img-{backbone.name}-{backbone.image_size}-{key}.npy"
         if target.exists():
             return np.load(target, mmap_mode="r")
         target.parent.mkdir(parents=True, exist_ok=True)
     size = backbone.image_size
 
-    def decode(p):
+    def decode(i):
         try:
-            return to_tensor(load_image(p, min_side=size), size, backbone.normalise, flip)
+            image, mirror = view_of(load_image(paths[i], min_side=size), view, i)
+            return to_tensor(image, size, backbone.normalise, mirror)
         except ImageReadError:
-            log.warning("cannot read %s; using a blank image", p)
+            log.warning("cannot read %s; using a blank image", paths[i])
             return torch.zeros(3, size, size)
 
     out = None
     with ThreadPoolExecutor(max_workers=2) as pool:
         spans = list(_batches(len(paths), batch_size))
-        pending = pool.map(lambda s: torch.stack([decode(p) for p in paths[s[0]:s[1]]]), spans)
+        pending = pool.map(lambda s: torch.stack([decode(i) for i in range(s[0], s[1])]), spans)
         for (a, b), x in zip(spans, pending):
             if cancel is not None and cancel.is_set():
                 raise Cancelled("feature extraction cancelled")

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..data.datasets import PairDataset
+from ..data.features import image_lower_features
 from ..errors import Cancelled, CheckpointError, DatasetError, TrainingDiverged
 from ..model.build import init_bridge, init_concepts, refresh_memory
 from ..model.calibrate import calibrate, fit_fusion
@@ -48,6 +49,7 @@ class TrainConfig:
     localisation: float = 0.0       # weight of the mosaic localisation loss (needs mosaics)
     mosaic_batch: int = 32          # mosaics per training step
     init: str = ""                  # a checkpoint whose trained weights start the model (fine-tuning)
+    views: tuple[str, ...] = ()     # augmented views of the training photos besides the photos ("flip", "crop")
     seed: int = 0
     patience: int = 3
 
@@ -115,9 +117,12 @@ class Trainer:
         if features is None:
             img_tr, txt_tr = dataset_lower(self.model, train, cache_dir)
             img_va, txt_va = dataset_lower(self.model, val, cache_dir)
+            # each view's lower features once (cached like the photos'), the frozen part never sees them again
+            views = [image_lower_features(img_b, train.image_paths, cache_dir, view=v) for v in cfg.views]
         img_b.n_upper_blocks, txt_b.n_upper = n_img, n_txt
         if features is None:
-            self.img_tr, self.img_va = (adapt_image_lower(img_b, x, img_split) for x in (img_tr, img_va))
+            self.img_tr = [adapt_image_lower(img_b, x, img_split) for x in (img_tr, *views)]
+            self.img_va = adapt_image_lower(img_b, img_va, img_split)
             self.txt_tr, self.txt_va = (adapt_text_lower(txt_b, x, txt_split) for x in (txt_tr, txt_va))
         else:  # features already at this model's split (shared by several runs)
             self.img_tr, self.txt_tr, self.img_va, self.txt_va = features

@@ -52,6 +52,45 @@ def test_cli_train_then_evaluate_writes_json(synthetic, tmp_path, capsys):
     assert "rSum" in capsys.readouterr().out
 
 
+def test_cli_fine_tunes_a_checkpoint_with_augmented_views_and_a_learnt_temperature(synthetic, tmp_path, capsys):
+    """The bundled model's recipe through the CLI: start from a checkpoint, add flipped and cropped views of the
+    training photos, learn the temperature; the run records it and starts where the checkpoint left off."""
+    path, root = synthetic
+    first, second = tmp_path / "first", tmp_path / "second"
+    common = ["--dataset", str(path), "--image-backbone", "tiny", "--batch-size", "16", "--no-cache"]
+    assert main(["train", *common, "--epochs", "1", "--out", str(first)]) == 0
+    start = json.loads((first / "train_log.json").read_text())["history"][0]["loss"]
+    assert main(["train", *common, "--epochs", "1", "--out", str(second), "--init", str(first),
+                 "--views", "flip,crop", "--learn-temperature", "--lr", "1e-4"]) == 0
+    config = json.loads((second / "config.json").read_text())["training"]["config"]
+    assert config["views"] == ["flip", "crop"] and config["learn_temperature"] and config["init"] == str(first)
+    # it starts from the trained weights: its first epoch's loss is below that of the run it starts from
+    assert json.loads((second / "train_log.json").read_text())["history"][0]["loss"] < start
+    capsys.readouterr()
+    for bad in (["--views", "flip,blur"], ["--views", "crop,crop"]):
+        with pytest.raises(SystemExit) as done:
+            main(["train", *common, "--out", str(tmp_path / "x"), *bad])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert done.value.code == 2 and len(err) == 1 and "argument --views" in err[0]
+    assert main(["train", *common, "--out", str(tmp_path / "x"), "--init", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--init" in err[0] and "not a checkpoint" in err[0]
+
+
+def test_views_are_the_same_crop_each_time_and_differ_between_photos():
+    from PIL import Image
+
+    from sfe_desktop.data.features import view_of
+
+    image = Image.new("RGB", (400, 300))
+    assert view_of(image, "photo", 3) == (image, False) and view_of(image, "flip", 3) == (image, True)
+    crops = [view_of(image, "crop", i)[0].size for i in range(8)]
+    assert crops == [view_of(image, "crop", i)[0].size for i in range(8)] and len(set(crops)) > 1
+    assert all(0.5 * 400 * 300 <= w * h <= 400 * 300 for w, h in crops)
+    with pytest.raises(ValueError, match="blur"):
+        view_of(image, "blur", 0)
+
+
 def test_bad_dataset_gives_one_line_error(tmp_path, capsys):
     bad = tmp_path / "broken.json"
     bad.write_text("{not json")
