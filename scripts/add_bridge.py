@@ -1,7 +1,7 @@
 """Give a checkpoint trained without a label bridge one: the pretrained ImageNet classifier and the sentence
 model's class prompts (nothing trained), then the fusion and the match confidence calibrated on a validation
-split. The trained weights and the memory bank are copied unchanged. A checkpoint that has a bridge is
-calibrated again (after a change of the calibration code). Usage:
+split. The trained weights and the memory bank are copied unchanged. A checkpoint that has a bridge has its class
+prompts embedded again and is calibrated again (after a change of the bridge or calibration code). Usage:
 
     python scripts/add_bridge.py --checkpoint resources/sfe-default --out runs/with-bridge \
         --dataset ../shared/data/flickr8k/dataset_flickr8k.json --split val [--cache-dir CACHE]
@@ -51,6 +51,9 @@ def main() -> int:
         meta["classes"] = init_bridge(model)
         meta.setdefault("training", {})["bridge"] = {"added_by": "scripts/add_bridge.py", "bridge_dim": a.bridge_dim}
         meta.pop("metrics", None)  # the fused model's recall is not the old one's: run `sfe-desktop evaluate`
+    else:  # its prompts again, as inference computes them (training once embedded them with dropout on)
+        meta["classes"] = init_bridge(model.eval(), meta.get("classes"))
+        meta.setdefault("training", {})["bridge_prompts"] = "recomputed by scripts/add_bridge.py"
     model.eval()
     ds = load_dataset(a.dataset, a.images, a.split)
     img, txt = dataset_lower(model, ds, Path(a.cache_dir) if a.cache_dir else None)

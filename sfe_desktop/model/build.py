@@ -57,7 +57,14 @@ def init_bridge(model: SFEModel, names: Sequence[str] | None = None) -> list[str
         return names
     enc = model.text.tokenize([PROMPT.format(n) for n in names])
     ids, mask = enc["input_ids"].to(model.device), enc["attention_mask"].to(model.device)
-    model.bridge.set_prompts(model.bridge.sentence(model.text.lower(ids, mask), mask))
+    modes = [(m, m.training) for part in (model.text, model.bridge) for m in part.modules()]
+    try:  # as at inference: a model fresh from its constructor is in training mode, and dropout would blur them
+        for m, _ in modes:
+            m.training = False
+        model.bridge.set_prompts(model.bridge.sentence(model.text.lower(ids, mask), mask))
+    finally:
+        for m, was in modes:
+            m.training = was
     return names
 
 

@@ -235,3 +235,27 @@ def test_caption_corpus_from_the_memory_bank_matches_encoding():
     texts, vecs = rt.caption_corpus()
     enc = rt.encode_texts(texts[:5]).global_
     np.testing.assert_allclose((vecs[:5] * enc).sum(1), 1.0, atol=1e-2)
+
+
+def test_class_prompts_are_embedded_as_at_inference_whatever_the_models_mode():
+    """A model fresh from its constructor is in training mode (as the trainer builds it): the class prompts must not
+    be embedded with dropout on, and the model's mode is left as it was."""
+    from sfe_desktop.model.build import init_bridge
+    from sfe_desktop.model.config import ModelConfig
+    from sfe_desktop.model.sfe import SFEModel
+
+    torch.manual_seed(0)
+    model = SFEModel(ModelConfig.tiny(), pretrained=False)
+    for m in model.text.modules():  # the tiny tower has no dropout; MiniLM's is 0.1
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.5
+    assert model.training and model.cfg.bridge_dim
+    modes = [m.training for m in model.modules()]
+    init_bridge(model)
+    assert [m.training for m in model.modules()] == modes
+    first = model.bridge.prompts.clone()
+    init_bridge(model)
+    torch.testing.assert_close(model.bridge.prompts, first)  # dropout would draw other prompts each time
+    model.eval()
+    init_bridge(model)
+    torch.testing.assert_close(model.bridge.prompts, first)
