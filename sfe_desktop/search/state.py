@@ -205,7 +205,7 @@ class IndexState:
         if not self._run_lock.acquire(blocking=False):
             raise IndexStateError("an index run is already in progress for this collection")
         try:
-            if _file_id(self.index_dir / CATALOG_FILE) != self._catalog_id:
+            if not self._folder_unchanged():
                 raise IndexStateError(f"the index folder {self.index_dir} was deleted or replaced while open; "
                                       "open the photo folder again")
             self._folder_lock = FolderLock(self.index_dir)
@@ -514,10 +514,14 @@ class IndexState:
     def index_bytes(self) -> int:
         return _dir_bytes(self.index_dir)
 
+    def _folder_unchanged(self) -> bool:
+        return _file_id(self.index_dir / CATALOG_FILE) == self._catalog_id
+
     def close(self) -> None:
-        """Save the faiss index (unless stale) and close the catalog."""
+        """Save the faiss index (unless stale, or the folder was deleted or replaced meanwhile: its vectors would
+        be written into a new folder that no catalog describes) and close the catalog."""
         try:
-            if not self.stale and not self.read_only:
+            if not self.stale and not self.read_only and self._folder_unchanged():
                 self.save_vectors()
         finally:
             self.catalog.close()
