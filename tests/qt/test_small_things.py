@@ -13,12 +13,14 @@ def test_actions_need_a_folder_and_cancel_needs_indexing(qtbot, make_window, pho
     window = make_window()
     a = window.actions
     assert not a.export.isEnabled() and not a.reindex.isEnabled() and not a.cancel.isEnabled()
-    with qtbot.waitSignal(window.session.index_progress, timeout=30000):
-        window.open_folder(str(photos))
-    assert a.export.isEnabled() and a.cancel.isEnabled() and not a.reindex.isEnabled()
-    with qtbot.waitSignal(window.session.index_finished, timeout=60000):
-        pass
-    qtbot.waitUntil(lambda: a.reindex.isEnabled(), timeout=5000)
+    during, finished = [], []  # connected first: a small folder may finish before a wait could start
+    window.session.index_progress.connect(
+        lambda *args: during.append((a.export.isEnabled(), a.cancel.isEnabled(), a.reindex.isEnabled())))
+    window.session.index_finished.connect(lambda *args: finished.append(1))
+    window.open_folder(str(photos))
+    qtbot.waitUntil(lambda: bool(finished), timeout=60000)
+    assert during and during[0] == (True, True, False)
+    qtbot.waitUntil(lambda: a.reindex.isEnabled(), timeout=10000)
     assert not a.cancel.isEnabled()
 
 

@@ -203,20 +203,24 @@ def test_sigterm_stops_an_index_run_keeps_its_work_and_leaves_no_process(tmp_pat
             "SFERuntime.load = classmethod(lambda cls, checkpoint=None, device='auto': tiny_runtime())\n"
             "from sfe_desktop.cli import main\nsys.exit(main(sys.argv[1:]))\n")
     proc = run_cli(code, "index", str(folder), "--batch-size", "2", start_new_session=True)
+    import sqlite3
+
     catalog = folder / ".sfe-index" / "catalog.sqlite"
+
+    def indexed() -> int:
+        try:
+            with sqlite3.connect(f"file:{catalog}?mode=ro", uri=True, timeout=5) as db:
+                return db.execute("SELECT COUNT(*) FROM files WHERE status = 'ok'").fetchone()[0]
+        except sqlite3.Error:  # not created yet, or its tables not yet
+            return 0
+
     deadline = time.monotonic() + 120
-    while not catalog.exists() and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    time.sleep(1.0)  # let it index a few batches
+    while indexed() == 0 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)  # signal once a batch is stored, however loaded the machine
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + signal.SIGTERM, (proc.returncode, err[-2000:])
     assert "interrupted: what was indexed is kept" in err
     assert session_processes(proc.pid) == []  # the session it led: anything it started
-
-    import sqlite3
-
-    with sqlite3.connect(catalog) as db:
-        done = db.execute("SELECT COUNT(*) FROM files WHERE status = 'ok'").fetchone()[0]
-    assert 0 < done < 400
+    assert 0 < indexed() < 400
 
