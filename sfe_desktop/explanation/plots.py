@@ -51,6 +51,14 @@ def _finish_colours(fig: Figure, theme: dict) -> None:
         ax.set_facecolor(theme["bg"])
 
 
+def _figure_title(fig: Figure, text: str, fontsize: float, theme: dict) -> None:
+    """A title centred on the figure, wrapped to its width (an axes title is centred on its axes, which the
+    tick labels push off centre: at a narrow pane its end was cut off)."""
+    char_px = fontsize * fig.dpi / 72 * 0.6  # a generous average glyph width of the UI font
+    fig.suptitle(textwrap.fill(text, max(16, int(0.92 * fig.bbox.width / char_px))), fontsize=fontsize,
+                 color=theme["fg"])
+
+
 def _message(fig: Figure, text: str, theme: dict) -> None:
     fig.clear()
     fig.text(0.5, 0.5, text, ha="center", va="center", fontsize=11, wrap=True)
@@ -116,7 +124,7 @@ def draw_concepts(fig: Figure, concepts: Concepts, theme: dict = LIGHT) -> None:
         for (i, j), v in np.ndenumerate(mat):
             ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
                     color="black" if v > cut else "white")
-    ax.set_title("How often two concepts are named in one training caption", fontsize=9)
+    _figure_title(fig, "How often two concepts are named in one training caption", 9, theme)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
     for row, (fired, title, colour) in enumerate([(concepts.text, "Fired for the text", KIND_STYLE["text"][0]),
                                                    (concepts.image, "Fired for the photo", KIND_STYLE["image"][0])]):

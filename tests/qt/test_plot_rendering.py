@@ -137,3 +137,18 @@ def test_a_render_process_that_dies_fails_that_figure_only(monkeypatch, qtbot):
     view.set_renderer(_pid_renderer)
     qtbot.waitUntil(lambda: view.idle() and view.result is not None, timeout=30000)
     assert not view.failed
+
+
+def test_every_text_of_the_concepts_figure_fits_a_narrow_pane():
+    """At the 1000x700 window the Concepts pane is about 400 px wide: the matrix title was cut at its right edge."""
+    names = ["nose", "puppy", "laying", "blanket", "couch", "ears", "bed", "lying", "closeup", "someone", "wears"]
+    fired = [Concept(n, 0.1) for n in names]
+    concepts = Concepts(fired[:6], fired[6:], names, np.eye(len(names), dtype=np.float32))
+    for width in (400, 1000):
+        r = plots.render_concepts(concepts, plots.LIGHT, width, 480)
+        renderer = r.figure.canvas.get_renderer()
+        texts = [t for t in r.figure.findobj(lambda a: hasattr(a, "get_text")) if t.get_visible() and t.get_text()]
+        assert any("How often two concepts" in t.get_text().replace("\n", " ") for t in texts)
+        for t in texts:
+            box = t.get_window_extent(renderer)
+            assert box.x0 >= -1 and box.x1 <= width + 1, (width, t.get_text(), box)
