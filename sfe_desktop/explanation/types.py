@@ -159,10 +159,17 @@ class Comparison:
     shared: list[Concept]
     query_classes: list[Concept]
     result_classes: list[Concept]
+    grid: tuple[int, int] | None = None      # with the maps: where each photo shows the first shared class
+    query_map: np.ndarray | None = None      # (h*w,) summing to 1: that class's map over the query photo's patches
+    result_map: np.ndarray | None = None
 
     def to_dict(self) -> dict:
         def listed(concepts):
             return [{"name": c.name, "weight": _number(c.weight)} for c in concepts]
 
-        return {"cosine": _number(self.cosine), "shared": listed(self.shared),
-                "query_classes": listed(self.query_classes), "result_classes": listed(self.result_classes)}
+        out = {"cosine": _number(self.cosine), "shared": listed(self.shared),
+               "query_classes": listed(self.query_classes), "result_classes": listed(self.result_classes)}
+        if self.query_map is not None and self.result_map is not None and self.shared:
+            out["where"] = {"class": self.shared[0].name, "grid": list(self.grid),
+                            "query": _numbers(self.query_map), "result": _numbers(self.result_map)}
+        return out

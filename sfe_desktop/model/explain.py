@@ -186,15 +186,20 @@ def image_classes(logits: np.ndarray, class_names: Sequence[str], limit: int = 5
             if i < len(class_names)]
 
 
-def shared_classes(logits_a: np.ndarray, logits_b: np.ndarray, class_names: Sequence[str], limit: int = 5,
-                   floor: float = 0.02) -> list[Concept]:
-    """The ImageNet classes two photos both show: by the geometric mean of their probabilities (as
-    :func:`image_classes` computes them), each at least ``floor`` in both photos."""
+def shared_class_scores(logits_a: np.ndarray, logits_b: np.ndarray, floor: float = 0.02) -> torch.Tensor:
+    """(classes,) the geometric mean of two photos' class probabilities, 0 where either is below ``floor``."""
     def probs(logits):
         return torch.softmax(torch.as_tensor(np.asarray(logits, np.float32)).mean(0), dim=-1)
 
     pa, pb = probs(logits_a), probs(logits_b)
-    both = torch.where(torch.minimum(pa, pb) >= floor, (pa * pb).sqrt(), torch.zeros_like(pa))
+    return torch.where(torch.minimum(pa, pb) >= floor, (pa * pb).sqrt(), torch.zeros_like(pa))
+
+
+def shared_classes(logits_a: np.ndarray, logits_b: np.ndarray, class_names: Sequence[str], limit: int = 5,
+                   floor: float = 0.02) -> list[Concept]:
+    """The ImageNet classes two photos both show: by the geometric mean of their probabilities (as
+    :func:`image_classes` computes them), each at least ``floor`` in both photos."""
+    both = shared_class_scores(logits_a, logits_b, floor)
     top = both.topk(min(limit, both.numel()))
     return [Concept(class_names[i], float(w)) for w, i in zip(top.values.tolist(), top.indices.tolist())
             if w > 0 and i < len(class_names)]

@@ -18,7 +18,8 @@ from .checkpoint import checkpoint_id, load_checkpoint
 from ..explanation import Comparison, Explanation
 from .config import ModelConfig
 from .corpus import Corpus
-from .explain import crop_windows, explain_pair, image_classes, region_map, shared_classes, window_coverage
+from .explain import (class_map, crop_windows, explain_pair, image_classes, region_map, shared_class_scores,
+                      shared_classes, window_coverage)
 from .features import ImageFeatures, TextFeatures, encode_images_lower, encode_texts, index_vectors
 from .fusion import Fusion, nearest_cosine
 from .ranking import rerank_depth, step2_scores
@@ -133,19 +134,20 @@ class SFERuntime:
             return step2
         return self.fusion.step2(step2, candidates_bridge @ query_bridge, weight)
 
-    def confidence(self, step1: np.ndarray, familiarity: np.ndarray | float) -> np.ndarray | None:
-        """P(true match) of pairs with fused Step-1 scores ``step1`` whose text has cosine ``familiarity`` to its
-        nearest training caption; None when the checkpoint has no calibration."""
+    def confidence(self, step1: np.ndarray, familiarity: np.ndarray | float, weights) -> np.ndarray | None:
+        """P(true match) of pairs with fused Step-1 scores ``step1`` (from queries with bridge ``weights``) whose
+        text has cosine ``familiarity`` to its nearest training caption; None when the checkpoint has no
+        calibration."""
         if self.model.confidence is None:
             return None
-        return self.model.confidence(step1, familiarity)
+        return self.model.confidence.of_fused(self.fusion, step1, weights, familiarity)
 
     def pair_confidence(self, text: TextFeatures, image: ImageFeatures) -> float | None:
         """The match confidence of the pair (``text[0]``, ``image[0]``) as a search would give it; None without
         a calibration."""
         w = self.query_weights(text[0], "text")
         score = self.query_vectors(text[0], w)[0] @ image[0].index_vectors()[0]
-        conf = self.confidence(np.array([score]), self.nearest_memory(text.global_[:1], "text"))
+        conf = self.confidence(np.array([score]), self.nearest_memory(text.global_[:1], "text"), w)
         return None if conf is None else float(conf[0])
 
     # ------------------------------------------------------------------ Step 2
@@ -255,8 +257,14 @@ class SFERuntime:
         cosine = float(np.dot(query.global_[0], result.global_[0]))
         if any(x is None for x in logits):
             return Comparison(cosine, [], [], [])
-        return Comparison(cosine, shared_classes(logits[0], logits[1], self.class_names),
-                          image_classes(logits[0], self.class_names), image_classes(logits[1], self.class_names))
+        shared = shared_classes(logits[0], logits[1], self.class_names)
+        maps = [None, None]
+        if shared:  # where each photo shows the class both show most
+            one = torch.zeros(1, logits[0].shape[-1])
+            one[0, int(shared_class_scores(logits[0], logits[1]).argmax())] = 1.0
+            maps = [class_map(torch.as_tensor(np.asarray(x, np.float32)), one)[0].numpy() for x in logits]
+        return Comparison(cosine, shared, image_classes(logits[0], self.class_names),
+                          image_classes(logits[1], self.class_names), tuple(self.grid) if shared else None, *maps)
 
     def explain_photo(self, photo, text: str, grounding: str = "regions") -> tuple[Explanation, float | None]:
         """(explanation, match confidence) of a photo file and a text, without an index: the photo is encoded

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QImage
 from PySide6.QtWidgets import QToolTip
 from qt_helpers import open_and_index, run_search
 
@@ -96,9 +97,37 @@ def test_similar_photos_are_explained_in_plain_words(qtbot, make_window, photos)
     comparison = window.session.collection.compare(similar[0])
     assert f"{comparison.cosine:.0%} alike" in text and "no word heatmap" in text and "Find captions" in text
     assert 0.0 < comparison.cosine <= 1.0 + 1e-5
-    assert panel.similar.left.pixmap() is not None and not panel.similar.left.pixmap().isNull()
-    assert panel.similar.right.pixmap() is not None and not panel.similar.right.pixmap().isNull()
+    assert panel.similar.left.image is not None and not panel.similar.left.image.isNull()
+    assert panel.similar.right.image is not None and not panel.similar.right.image.isNull()
     assert "No explanation" not in panel.placeholder.text()
+
+
+def test_similar_photos_show_side_by_side_where_each_shows_the_shared_class(qtbot):
+    from sfe_desktop.explanation import Comparison
+    from sfe_desktop.qt.widgets.explanation_panel import QtSimilarView
+
+    view = QtSimilarView()
+    qtbot.addWidget(view)
+    view.resize(600, 400)
+    view.show()
+    photo = QImage(64, 48, QImage.Format_RGB888)
+    photo.fill(0x808080)
+    left, right = np.zeros(16, np.float32), np.zeros(16, np.float32)
+    left[0], right[15] = 1.0, 1.0  # the class sits top left in yours, bottom right in the other
+    comparison = Comparison(0.8, [Concept("tabby", 0.6)], [Concept("tabby", 0.7)], [Concept("tabby", 0.5)],
+                            (4, 4), left, right)
+    view.set_data("/p/mine.jpg", "/p/other.jpg", comparison, (photo, photo))
+    assert view.where.isVisibleTo(view) and "tabby" in view.where.text() and "tabby" in view.text.text()
+    for canvas, hot in ((view.left, (0, 0)), (view.right, (3, 3))):
+        assert canvas.overlay is not None and canvas.show_overlay
+        brightest = max(((x, y) for x in range(4) for y in range(4)),
+                        key=lambda p: QColor(canvas.overlay.pixel(*p)).lightness())
+        assert brightest == hot
+    qtbot.mouseClick(view.where, Qt.LeftButton)  # a click on the toggle hides both maps
+    assert not view.left.show_overlay and not view.right.show_overlay
+    view.set_data("/p/mine.jpg", "/p/other.jpg", Comparison(0.3, [], [], []), (photo, photo))
+    assert view.left.overlay is None and not view.where.isVisibleTo(view)
+    assert view.left.image is not None
 
 
 def test_concepts_view_merges_word_forms_and_says_what_the_weights_mean(qtbot):

@@ -1,6 +1,7 @@
 """Retrieval in the three directions, ordering, stability, captions and explanations."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from collection_fixtures import data_dir, make_image, photos, runtime  # noqa: F401
 
@@ -70,9 +71,15 @@ def test_similar_photos_are_compared(col, photos, tmp_path):
     same = col.compare(col.similar(copy, top=1)[0])
     assert same.cosine == pytest.approx(1.0, abs=1e-3) and same.query_classes == same.result_classes
     assert [c.name for c in same.shared] == [c.name for c in same.query_classes if c.weight >= 0.02][:5]
+    assert same.shared and same.grid == tuple(col.runtime.grid)  # where each shows the first shared class
+    assert same.query_map.shape == (same.grid[0] * same.grid[1],) and abs(float(same.query_map.sum()) - 1) < 1e-5
+    np.testing.assert_allclose(same.query_map, same.result_map, atol=1e-5)
+    where = same.to_dict()["where"]
+    assert where["class"] == same.shared[0].name and len(where["query"]) == len(same.query_map)
     other = col.compare(col.similar(photos / "p3.jpg", top=1)[0])
-    assert -1.0 <= other.cosine < same.cosine and set(other.to_dict()) == {"cosine", "shared", "query_classes",
-                                                                     "result_classes"}
+    assert -1.0 <= other.cosine < same.cosine
+    assert set(other.to_dict()) == {"cosine", "shared", "query_classes", "result_classes"} | (
+        {"where"} if other.shared else set())
     with pytest.raises(SFEError, match="similar-photos"):
         col.compare(col.search_text("a blue car", top=1)[0])
 

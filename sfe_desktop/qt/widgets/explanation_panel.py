@@ -8,14 +8,15 @@ from functools import partial
 
 import numpy as np
 from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QSlider, QStackedWidget, QTabWidget, QToolTip,
-                               QVBoxLayout, QWidget)
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QStackedWidget, QTabWidget,
+                               QToolTip, QVBoxLayout, QWidget)
 
 from ...explanation import QUERY_NODE, RESULT_NODE, Comparison, Explanation, GraphNode, NeighbourGraph, plots
 from ...explanation.graph_plot import GraphRoles, share
 from ...explanation.readable import merge_concepts, readable_graph
 from ..plot_canvas import QtPlotView
+from .viewer import QtPhotoCanvas, heat_image
 
 CLICK_RADIUS = 16  # widget pixels around a node centre that count as a click on it
 WEIGHTS_NOTE = ("<b>What the numbers mean.</b> A bar is the share of the concept cue that a concept gives that side "
@@ -214,19 +215,21 @@ class QtGraphView(QWidget):
 
 
 class QtSimilarView(QWidget):
-    """Similar photos: the two photos side by side and, in plain words, what the score is and why there is no
-    heatmap, concepts or graph."""
+    """Similar photos: the two photos side by side, each with the map of where it shows the ImageNet class both
+    photos show most (a toggle hides the maps), and in plain words what the score is and what fired."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.left, self.right = QLabel(), QLabel()
+        self.left, self.right = QtPhotoCanvas(), QtPhotoCanvas()
         self.left_name, self.right_name = QLabel(), QLabel()
-        for label in (self.left, self.right):
-            label.setAlignment(Qt.AlignCenter)
-            label.setMinimumSize(120, 120)
+        for canvas in (self.left, self.right):
+            canvas.setMinimumSize(120, 120)
         for label in (self.left_name, self.right_name):
             label.setAlignment(Qt.AlignCenter)
             label.setWordWrap(True)
+        self.where = QCheckBox()
+        self.where.setChecked(True)
+        self.where.toggled.connect(self._show_maps)
         self.text = QLabel()
         self.text.setWordWrap(True)
         self.text.setTextFormat(Qt.RichText)
@@ -238,8 +241,8 @@ class QtSimilarView(QWidget):
             row.addLayout(col, 1)
         lay = QVBoxLayout(self)
         lay.addLayout(row, 1)
+        lay.addWidget(self.where)
         lay.addWidget(self.text)
-        self._images: tuple[QImage | None, QImage | None] = (None, None)
 
     def set_data(self, query: str, path: str, comparison: Comparison,
                  images: tuple[QImage | None, QImage | None]) -> None:
@@ -248,12 +251,24 @@ class QtSimilarView(QWidget):
         def listed(concepts) -> str:
             return ", ".join(f"{html.escape(c.name)} ({c.weight:.0%})" for c in concepts)
 
-        self._images = images
+        maps = (comparison.query_map, comparison.result_map)
+        for canvas, image, heat in zip((self.left, self.right), images, maps):
+            canvas.image = image if image is not None and not image.isNull() else None
+            canvas.message = "(cannot be read)" if image is not None else ""
+            canvas.overlay = heat_image(heat, comparison.grid) if heat is not None and comparison.grid else None
+        has_maps = all(m is not None for m in maps) and bool(comparison.shared)
+        self.where.setVisible(has_maps)
+        if has_maps:
+            self.where.setText(f"Show where each photo shows “{comparison.shared[0].name}” (brighter: more)")
+        self._show_maps(self.where.isChecked())
         self.left_name.setText(f"your photo<br><b>{html.escape(os.path.basename(query))}</b>")
         self.right_name.setText(f"similar photo<br><b>{html.escape(os.path.basename(path))}</b>")
         cosine = comparison.cosine
         if comparison.shared:
             seen = f"Both photos show <b>{listed(comparison.shared)}</b> (ImageNet classes; how sure, on both)."
+            if has_maps:
+                seen += (f" The heat on each photo is where the classifier finds "
+                         f"<i>{html.escape(comparison.shared[0].name)}</i> in it.")
         elif comparison.query_classes:
             seen = (f"They share no ImageNet class the model is sure of: yours shows {listed(comparison.query_classes[:3])}; "
                     f"this one {listed(comparison.result_classes[:3])}.")
@@ -265,19 +280,11 @@ class QtSimilarView(QWidget):
             f"the same photo). {seen} No text is involved, so there is no word heatmap, no concepts of a query and "
             "no neighbour graph to show. To see what the model sees in either photo, right-click it and choose "
             "<i>Find captions</i>.")
-        self._scale()
 
-    def _scale(self) -> None:
-        for label, image in zip((self.left, self.right), self._images):
-            if image is None or image.isNull():
-                label.setText("(cannot be read)" if image is not None else "")
-                continue
-            size = label.size()
-            label.setPixmap(QPixmap.fromImage(image).scaled(size, Qt.KeepAspectRatio, Qt.SmoothTransformation))
-
-    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
-        super().resizeEvent(event)
-        self._scale()
+    def _show_maps(self, on: bool) -> None:
+        for canvas in (self.left, self.right):
+            canvas.show_overlay = on
+            canvas.update()
 
 
 class QtExplanationPanel(QWidget):
