@@ -45,8 +45,7 @@ def fit_fusion(model: SFEModel, images: ImageFeatures, texts: TextFeatures, samp
     near_txt = nearest_cosine(texts.global_, model.mem_txt)
     return Fusion(sigma_step1=float(np.std(s1)), sigma_step2=float(np.std(s2)), sigma_bridge=float(np.std(sb)),
                   novelty_image=float(np.percentile(near_img, NOVELTY_PERCENTILE)),
-                  novelty_text=float(np.percentile(near_txt, NOVELTY_PERCENTILE)),
-                  mu_step1=float(np.mean(s1)), mu_bridge=float(np.mean(sb)), rho=float(np.corrcoef(s1, sb)[0, 1]))
+                  novelty_text=float(np.percentile(near_txt, NOVELTY_PERCENTILE)))
 
 
 @torch.enable_grad()  # callers may run under no_grad
@@ -75,9 +74,9 @@ def _logistic(x: np.ndarray, y: np.ndarray, steps: int = 500, lr: float = 0.1) -
 def confidence_samples(model: SFEModel, images: ImageFeatures, texts: TextFeatures, cap_img,
                        encode_texts: Callable[[list[str]], TextFeatures], n_nonsense: int = 500,
                        seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(features (n, 2): fused Step-1 score (standardised when the model has a fusion) and query familiarity,
-    labels (n,), nonsense (n,) bool) of true pairs, random pairs and nonsense queries against their best photo,
-    for fitting and measuring :class:`Confidence`."""
+    """(features (n, 2): fused Step-1 score and query familiarity, labels (n,), nonsense (n,) bool) of true
+    pairs, random pairs and nonsense queries against their best photo, for fitting and measuring
+    :class:`Confidence`."""
     fusion = model.fusion or Fusion()
     cap_img = np.asarray(cap_img)
     rng = np.random.default_rng(seed)
@@ -89,7 +88,7 @@ def confidence_samples(model: SFEModel, images: ImageFeatures, texts: TextFeatur
         w = fusion.query_weights(near, "text", near_img) if tx.bridge is not None else np.zeros(len(tx))
         full = fusion.step1(tx, images, w)
         s = full.max(1) if rows is None else full[np.arange(len(tx)), rows]
-        return (fusion.standardise(s, w) if model.fusion is not None else s), near
+        return s, near
 
     pos = scored(texts, cap_img)
     neg = scored(texts, (cap_img + rng.integers(1, len(images), size=len(cap_img))) % len(images))
@@ -100,12 +99,11 @@ def confidence_samples(model: SFEModel, images: ImageFeatures, texts: TextFeatur
     return x, y, nonsense
 
 
-def fit_confidence(x: np.ndarray, y: np.ndarray, nonsense: np.ndarray, standard: bool = False) -> Confidence:
-    """The score part from true against random pairs, the familiarity part from true pairs against nonsense;
-    ``standard``: the scores ``x[:, 0]`` are standardised fused scores."""
+def fit_confidence(x: np.ndarray, y: np.ndarray, nonsense: np.ndarray) -> Confidence:
+    """The score part from true against random pairs, the familiarity part from true pairs against nonsense."""
     a, c = _logistic(x[~nonsense, 0], y[~nonsense])
     b, d = _logistic(x[(y > 0) | nonsense, 1], y[(y > 0) | nonsense])
-    return Confidence(a=a, c=c, b=b, d=d, standard=float(standard))
+    return Confidence(a=a, c=c, b=b, d=d)
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -129,5 +127,5 @@ def calibrate(model: SFEModel, images: ImageFeatures, texts: TextFeatures, cap_i
     if model.cfg.bridge_dim and images.bridge is not None:
         model.fusion = fit_fusion(model, images, texts)
     x, y, nonsense = confidence_samples(model, images, texts, cap_img, encode)
-    model.confidence = fit_confidence(x, y, nonsense, standard=model.fusion is not None)
+    model.confidence = fit_confidence(x, y, nonsense)
     return {"confidence_auc_val": round(auc(model.confidence(x[:, 0], x[:, 1]), y), 4)}

@@ -46,9 +46,6 @@ class Fusion(_Numbers):
     width: float = 0.1
     floor: float = 0.1
     gain: float = 3.0
-    mu_step1: float = 0.0    # means over the same random pairs and the correlation of the two scores there
-    mu_bridge: float = 0.0
-    rho: float = 0.0
 
     def novelty(self, nearest: np.ndarray, kind: str) -> np.ndarray:
         """0 (in-domain) .. 1 (novel) from the cosine of items to their nearest training-memory item."""
@@ -85,16 +82,6 @@ class Fusion(_Numbers):
         features), as the vector index computes them for a search."""
         return self.query_vectors(queries.global_, queries.bridge, weights) @ candidates.index_vectors().T
 
-    def standardise(self, fused, weights) -> np.ndarray:
-        """Fused Step-1 scores as z-scores against random in-domain pairs scored with the same bridge weights
-        (``weights`` broadcast against ``fused``). A novel query's larger bridge weight widens and shifts its
-        scores; on this scale a photo that fits a text no better than a random one scores about 0 whatever the
-        weight, so one confidence curve serves familiar and novel queries."""
-        w = np.asarray(weights, np.float64)
-        mean = self.mu_step1 / self.sigma_step1 + w * self.mu_bridge / self.sigma_bridge
-        spread = np.sqrt(np.maximum(1.0 + w * w + 2.0 * self.rho * w, 1e-6))
-        return (np.asarray(fused, np.float64) - mean) / spread
-
     def step2(self, step2: np.ndarray, bridge_cos: np.ndarray | None, weights) -> np.ndarray:
         """Fused Step-2 scores of pairs (any shape): as :meth:`step1`, ``weights`` broadcast against them."""
         out = np.asarray(step2, np.float64) / self.sigma_step2
@@ -118,7 +105,7 @@ def nearest_cosine(vectors: np.ndarray, memory: torch.Tensor, chunk: int = 4096)
 @dataclass(frozen=True)
 class Confidence(_Numbers):
     """P(true match) = sigmoid(a * score + c) * sigmoid(b * familiarity + d): ``score`` the pair's fused Step-1
-    score, standardised (does the photo fit the text better than a random photo would?), ``familiarity`` the query text's cosine to its nearest training caption
+    score (does the photo fit the text?), ``familiarity`` the query text's cosine to its nearest training caption
     (is the text a description at all? a string of nonsense has none near, yet its best photo can score high).
     ``a`` and ``b`` are kept non-negative, so the confidence rises with the score."""
 
@@ -126,12 +113,6 @@ class Confidence(_Numbers):
     c: float = 0.0
     b: float = 0.0
     d: float = 0.0
-    standard: float = 0.0   # 1: ``score`` is the fused score standardised (Fusion.standardise); 0: as fused (older)
-
-    def of_fused(self, fusion: Fusion | None, fused, weights, familiarity) -> np.ndarray:
-        """P(true match) of pairs with fused Step-1 scores ``fused`` from queries with bridge ``weights``."""
-        score = fusion.standardise(fused, weights) if self.standard and fusion is not None else fused
-        return self(score, familiarity)
 
     def __call__(self, score, familiarity) -> np.ndarray:
         def sigmoid(z):

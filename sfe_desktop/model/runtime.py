@@ -134,20 +134,19 @@ class SFERuntime:
             return step2
         return self.fusion.step2(step2, candidates_bridge @ query_bridge, weight)
 
-    def confidence(self, step1: np.ndarray, familiarity: np.ndarray | float, weights) -> np.ndarray | None:
-        """P(true match) of pairs with fused Step-1 scores ``step1`` (from queries with bridge ``weights``) whose
-        text has cosine ``familiarity`` to its nearest training caption; None when the checkpoint has no
-        calibration."""
+    def confidence(self, step1: np.ndarray, familiarity: np.ndarray | float) -> np.ndarray | None:
+        """P(true match) of pairs with fused Step-1 scores ``step1`` whose text has cosine ``familiarity`` to its
+        nearest training caption; None when the checkpoint has no calibration."""
         if self.model.confidence is None:
             return None
-        return self.model.confidence.of_fused(self.fusion, step1, weights, familiarity)
+        return self.model.confidence(step1, familiarity)
 
     def pair_confidence(self, text: TextFeatures, image: ImageFeatures) -> float | None:
         """The match confidence of the pair (``text[0]``, ``image[0]``) as a search would give it; None without
         a calibration."""
         w = self.query_weights(text[0], "text")
         score = self.query_vectors(text[0], w)[0] @ image[0].index_vectors()[0]
-        conf = self.confidence(np.array([score]), self.nearest_memory(text.global_[:1], "text"), w)
+        conf = self.confidence(np.array([score]), self.nearest_memory(text.global_[:1], "text"))
         return None if conf is None else float(conf[0])
 
     # ------------------------------------------------------------------ Step 2

@@ -208,27 +208,3 @@ def test_a_true_pair_is_more_confident_than_nonsense_against_its_best_photo(rt, 
                 for q in nonsense_queries(4, seed=7)]
     assert all(0 <= c <= 1 for c in true + nonsense)
     assert min(true) > max(nonsense)
-
-
-def test_a_novel_querys_larger_bridge_weight_does_not_inflate_its_confidence():
-    """The score the confidence reads is standardised for the query's bridge weight: a pair as good as a random
-    in-domain one scores about 0 and gets the same confidence at the in-domain weight and at a novel query's."""
-    from sfe_desktop.model.fusion import Fusion
-
-    fusion = Fusion(sigma_step1=0.1, sigma_bridge=0.05, mu_step1=0.2, mu_bridge=0.6, rho=0.3)
-    conf = Confidence(a=2.0, c=-3.0, b=1.5, d=-0.5, standard=1.0)
-    s1, sb = 0.2, 0.6  # the random-pair means of both scores
-    for w in (fusion.weight(0.0), fusion.weight(1.0)):
-        fused = s1 / fusion.sigma_step1 + w * sb / fusion.sigma_bridge
-        assert abs(float(fusion.standardise(fused, w))) < 1e-9
-    low, high = fusion.weight(0.0), fusion.weight(1.0)
-    random_low = conf.of_fused(fusion, s1 / 0.1 + low * sb / 0.05, low, 0.5)
-    random_high = conf.of_fused(fusion, s1 / 0.1 + high * sb / 0.05, high, 0.5)
-    assert abs(float(random_low) - float(random_high)) < 1e-9
-    # as fused (the older calibration) the same pair reads far more confident for the novel query
-    old = Confidence(a=2.0, c=-3.0, b=1.5, d=-0.5)
-    assert float(old.of_fused(fusion, s1 / 0.1 + high * sb / 0.05, high, 0.5)) > float(random_high) + 0.2
-    # and it still rises with the score at either weight
-    for w in (low, high):
-        p = conf.of_fused(fusion, np.linspace(-50, 150, 41), w, 0.5)
-        assert (np.diff(p) >= 0).all() and p[-1] > p[0] + 0.5
