@@ -88,7 +88,12 @@ def add_free_photos(folder: Path) -> int:
 
     for name, _licence in FREE_PHOTOS:
         Image.fromarray(getattr(data, name)()).convert("RGB").save(folder / f"{name}.jpg", quality=92)
-    return len(FREE_PHOTOS)
+    # a second photo of the cat (its face, mirrored), so that "similar photos" has a like photo to compare
+    cat = Image.fromarray(data.chelsea()).convert("RGB")
+    w, h = cat.size
+    cat.crop((w // 8, 0, w * 3 // 4, h * 3 // 4)).transpose(Image.FLIP_LEFT_RIGHT).save(folder / "chelsea-face.jpg",
+                                                                                       quality=92)
+    return len(FREE_PHOTOS) + 1
 
 
 def main() -> int:

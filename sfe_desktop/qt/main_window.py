@@ -8,6 +8,7 @@ from weak ones, and a search that matches nothing says so.
 """
 from __future__ import annotations
 
+import html
 import logging
 import os
 from pathlib import Path
@@ -608,7 +609,7 @@ class QtMainWindow(QMainWindow):
             query = f"“{result.query}”" if result.direction == TEXT_TO_IMAGE else Path(result.query).name
         how = (f"{'strong' if result.confidence >= 0.5 else 'weak'} match, {result.confidence:.0%} confidence"
                if result.confidence is not None else f"score {result.score:.2f}")
-        return f"<b>{name}</b> — {how} for {query}"
+        return f"<b>{html.escape(name, quote=False)}</b> — {how} for {html.escape(query, quote=False)}"
 
     def _on_explanation(self, result: Result, explanation: Explanation, image: np.ndarray | None) -> None:
         self.explanation.set_explanation(explanation, image, self._title(result), match_line(result),
@@ -616,8 +617,11 @@ class QtMainWindow(QMainWindow):
         self.viewer.set_heatmap(explanation.photo, explanation.heatmap, explanation.grid)
 
     def _on_similar(self, result: Result, images, comparison) -> None:
-        self.explanation.show_similar(result.query, result.path or "", comparison, images, self._title(result),
-                                      match_line(result))
+        # the model's own cosine of the two photos, not the search's fused score (in units of spreads)
+        title = (f"<b>{html.escape(os.path.basename(result.path or ''))}</b> — {max(comparison.cosine, 0.0):.0%} "
+                 f"alike to {html.escape(Path(result.query).name)}")
+        self.explanation.show_similar(result.query, result.path or "", comparison, images, title,
+                                      f"cosine {comparison.cosine:.4f}; {match_line(result)}")
 
     def _on_open_requested(self, index: QModelIndex) -> None:
         result = index.data(ResultRole)

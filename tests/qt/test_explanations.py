@@ -2,6 +2,8 @@
 photos in plain words, merged concepts, the header's confidence."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QImage
@@ -96,6 +98,9 @@ def test_similar_photos_are_explained_in_plain_words(qtbot, make_window, photos)
     assert "compared" in text or "comparing" in text
     comparison = window.session.collection.compare(similar[0])
     assert f"{comparison.cosine:.0%} alike" in text and "no word heatmap" in text and "Find captions" in text
+    header = panel.title.text()  # the model's own cosine, not the fused search score
+    assert f"{max(comparison.cosine, 0):.0%} alike to {os.path.basename(photo)}" in header
+    assert f"cosine {comparison.cosine:.4f}" in panel.title.toolTip()
     assert 0.0 < comparison.cosine <= 1.0 + 1e-5
     assert panel.similar.left.image is not None and not panel.similar.left.image.isNull()
     assert panel.similar.right.image is not None and not panel.similar.right.image.isNull()
