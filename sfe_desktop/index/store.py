@@ -8,7 +8,8 @@ same crash-safe steps as any compaction; a reset (re-encode) starts a ``patches.
 Rows are written at the position the catalog hands out (``next_row``)
 and only become visible when the catalog commits a row pointing at them, so a process killed between
 the two leaves unreferenced bytes that the next run overwrites; the rows are flushed to disk (``fsync``) before
-that commit, so a power loss cannot leave committed rows without their bytes. Reads go through ``np.memmap``.
+that commit, so a power loss cannot leave committed rows without their bytes. Reads are plain positioned reads
+(no memory map: see :meth:`_RowFile.read_raw`).
 """
 from __future__ import annotations
 
@@ -49,8 +50,6 @@ class _RowFile:
         # what a row holds on disk: the values of a raw file, else row_bytes bytes (for plain reads of raw rows)
         self.dtype = getattr(codec, "dtype", np.dtype(np.uint8))
         self.shape = getattr(codec, "shape", (codec.row_bytes,))
-        self._map: np.memmap | None = None
-        self._inode: int | None = None
         self._lock = threading.Lock()
 
     def rows(self) -> int:
@@ -73,22 +72,33 @@ class _RowFile:
         return self.codec.decode(self.read_raw(rows))
 
     def read_raw(self, rows: np.ndarray) -> np.ndarray:
-        """(len(rows), row_bytes) uint8: the stored bytes of rows ``rows``."""
-        rows = np.asarray(rows, dtype=np.int64)
-        with self._lock:
-            need = int(rows.max()) + 1 if rows.size else 0
-            try:
-                inode = os.stat(self.path).st_ino  # another process may have compacted (replaced) the file
-            except OSError:
-                inode = None
-            if self._map is None or self._map.shape[0] < need or inode != self._inode:
-                n = self.rows()
-                if n < need:
-                    raise IndexError(f"{self.path.name} holds {n} rows, row {need - 1} requested")
-                self._map = np.memmap(self.path, dtype=np.uint8, mode="r", shape=(n, self.row_bytes))
-                self._inode = inode
-            # copy while holding the lock: truncate() must never shrink the file under a read (SIGBUS)
-            return np.array(self._map[rows])
+        """(len(rows), row_bytes) uint8: the stored bytes of rows ``rows``; IndexError when the file holds fewer.
+        Plain positioned reads, one per run of consecutive rows: through a memory map, every row read would also
+        map the pages the kernel reads around it (up to megabytes a fault), gigabytes of resident memory after a
+        few hundred searches of a million photos."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        out = np.empty((len(rows), self.row_bytes), dtype=np.uint8)
+        if not rows.size:
+            return out
+        size = self.row_bytes
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        starts, ends = np.concatenate([[0], breaks]).tolist(), np.concatenate([breaks, [len(rows)]]).tolist()
+        buf = memoryview(out).cast("B")
+        with self._lock:  # truncate() and replace_with() wait for a read in progress
+            need = int(rows.max()) + 1
+            n = self.rows()
+            if n < need or int(rows.min()) < 0:
+                raise IndexError(f"{self.path.name} holds {n} rows, row {need - 1} requested")
+            with open(self.path, "rb", buffering=0) as f:
+                for a, b in zip(starts, ends):
+                    f.seek(int(rows[a]) * size)
+                    done, stop = a * size, b * size
+                    while done < stop:
+                        got = f.readinto(buf[done:stop])
+                        if not got:
+                            raise IndexError(f"{self.path.name} ended inside row {int(rows[a])} (changed while read)")
+                        done += got
+        return out
 
     def write_subset(self, rows: np.ndarray, target: Path, codec=None, chunk: int = 1024) -> None:
         """Write rows ``rows`` of this file, in that order, to ``target`` (flushed to disk): the stored bytes as
@@ -103,18 +113,15 @@ class _RowFile:
     def replace_with(self, source: Path) -> None:
         """Atomically make ``source`` this file's content (no reader sees a half-replaced file)."""
         with self._lock:
-            self._map = None
             os.replace(source, self.path)
 
     def truncate(self) -> None:
         with self._lock:
-            self._map = None
             if self.path.exists():
                 os.truncate(self.path, 0)
 
     def remove(self) -> None:
         with self._lock:
-            self._map = None
             self.path.unlink(missing_ok=True)
 
 

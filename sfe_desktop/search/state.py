@@ -459,7 +459,10 @@ class IndexState:
             if not self.vindex.exact and ids.size:  # re-score the shortlist exactly, keep its best k
                 rows = self.catalog.vec_rows(ids[0].tolist())
                 ids = np.array([i for i in ids[0].tolist() if i in rows], dtype=np.int64)
-                vec = _read_rows(self.store.globals, [rows[i] for i in ids.tolist()])
+                try:
+                    vec = self.store.read_globals([rows[i] for i in ids.tolist()])
+                except IndexError as exc:
+                    raise SFEError("the index was changed while searching; search again") from exc
                 scores = vec @ np.asarray(query, np.float32).reshape(-1)
                 best = np.argsort(-scores, kind="stable")[:k + 10]  # a few spare for ties at the cut (by path)
                 scores, ids = scores[best][None], ids[best][None]
@@ -525,21 +528,6 @@ class IndexState:
                 self.save_vectors()
         finally:
             self.catalog.close()
-
-
-def _read_rows(rows_file, rows: list[int]) -> np.ndarray:
-    """Rows of a row file (``VectorStore.globals``) read with plain file reads: a shortlist is scattered over the whole
-    file, and reading it through the memory map would map the pages around each row into this process as well
-    (the kernel's fault-around), 1.8 GB of resident memory after a few hundred searches of a million photos."""
-    out = np.empty((len(rows), *rows_file.shape), dtype=rows_file.dtype)
-    size = rows_file.row_bytes
-    buf = memoryview(out).cast("B")
-    with open(rows_file.path, "rb", buffering=0) as f:
-        for i, row in enumerate(rows):
-            f.seek(int(row) * size)
-            if f.readinto(buf[i * size:(i + 1) * size]) != size:
-                raise SFEError("the index was changed while searching; search again")
-    return out
 
 
 def _file_id(path: Path) -> tuple[int, int] | None:
