@@ -219,9 +219,10 @@ def main() -> int:
         window.view.setCurrentIndex(window.model.index(0))
         wait(window.session.explanation_ready)
         window.resize(1000, 700)
-        window.explanation.tabs.setCurrentIndex(2)
-        settle(window)
-        window.grab().save(str(out / "graph-1000x700.png"))
+        for tab, name in ((2, "graph-1000x700.png"), (1, "concepts-cat-1000x700.png")):
+            window.explanation.tabs.setCurrentIndex(tab)
+            settle(window)
+            window.grab().save(str(out / name))
         window.explanation.tabs.setCurrentIndex(0)
         window.resize(1400, 860)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QColor, QImage
 from PySide6.QtWidgets import QToolTip
 from qt_helpers import open_and_index, run_search
@@ -122,13 +122,14 @@ def test_similar_photos_show_side_by_side_where_each_shows_the_shared_class(qtbo
     comparison = Comparison(0.8, [Concept("tabby", 0.6)], [Concept("tabby", 0.7)], [Concept("tabby", 0.5)],
                             (4, 4), left, right)
     view.set_data("/p/mine.jpg", "/p/other.jpg", comparison, (photo, photo))
-    assert view.where.isVisibleTo(view) and "tabby" in view.where.text() and "tabby" in view.text.text()
+    assert view.where.isVisibleTo(view) and "tabby" in view.where.toolTip() and "tabby" in view.text.text()
+    assert view.minimumSizeHint().width() <= 400  # the panel fits the 1000x700 window
     for canvas, hot in ((view.left, (0, 0)), (view.right, (3, 3))):
         assert canvas.overlay is not None and canvas.show_overlay
         brightest = max(((x, y) for x in range(4) for y in range(4)),
                         key=lambda p: QColor(canvas.overlay.pixel(*p)).lightness())
         assert brightest == hot
-    qtbot.mouseClick(view.where, Qt.LeftButton)  # a click on the toggle hides both maps
+    qtbot.mouseClick(view.where, Qt.LeftButton, pos=QPoint(8, view.where.height() // 2))  # the box: maps hide
     assert not view.left.show_overlay and not view.right.show_overlay
     view.set_data("/p/mine.jpg", "/p/other.jpg", Comparison(0.3, [], [], []), (photo, photo))
     assert view.left.overlay is None and not view.where.isVisibleTo(view)

@@ -258,8 +258,10 @@ class QtSimilarView(QWidget):
             canvas.overlay = heat_image(heat, comparison.grid) if heat is not None and comparison.grid else None
         has_maps = all(m is not None for m in maps) and bool(comparison.shared)
         self.where.setVisible(has_maps)
-        if has_maps:
-            self.where.setText(f"Show where each photo shows “{comparison.shared[0].name}” (brighter: more)")
+        if has_maps:  # a short text: a check box does not wrap, and its width would widen the whole panel
+            self.where.setText("Show where each photo shows it")
+            self.where.setToolTip(f"Heatmaps of where the classifier finds “{comparison.shared[0].name}” in each "
+                                  "photo (brighter: more)")
         self._show_maps(self.where.isChecked())
         self.left_name.setText(f"your photo<br><b>{html.escape(os.path.basename(query))}</b>")
         self.right_name.setText(f"similar photo<br><b>{html.escape(os.path.basename(path))}</b>")
