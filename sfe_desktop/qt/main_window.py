@@ -618,8 +618,8 @@ class QtMainWindow(QMainWindow):
 
     def _on_similar(self, result: Result, images, comparison) -> None:
         # the model's own cosine of the two photos, not the search's fused score (in units of spreads)
-        title = (f"<b>{html.escape(os.path.basename(result.path or ''))}</b> — {max(comparison.cosine, 0.0):.0%} "
-                 f"alike to {html.escape(Path(result.query).name)}")
+        title = (f"<b>{html.escape(os.path.basename(result.path or ''), quote=False)}</b> — "
+                 f"{max(comparison.cosine, 0.0):.0%} alike to {html.escape(Path(result.query).name, quote=False)}")
         self.explanation.show_similar(result.query, result.path or "", comparison, images, title,
                                       f"cosine {comparison.cosine:.4f}; {match_line(result)}")
 
