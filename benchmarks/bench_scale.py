@@ -38,7 +38,7 @@ BRIDGE_WEIGHT = 0.5  # of the synthetic queries (text queries get the runtime's 
 def generator(runtime):
     from sfe_desktop.index.synthetic import ClusteredVectors
 
-    return ClusteredVectors((runtime.dim, runtime.vector_dim - runtime.dim))
+    return ClusteredVectors((runtime.dim, runtime.cfg.bridge_dim))
 
 
 def build(photos: str, index_dir: str, n: int) -> None:

@@ -87,7 +87,7 @@ def dataset_figures(args) -> None:
     from sfe_desktop.model.features import encode_dataset
     from sfe_desktop.model.ranking import FusedScoring, image_to_texts, rank, rerank_depth, text_to_images
     from sfe_desktop.train.evaluate import dataset_lower, stored_patches
-    from sfe_desktop.train.metrics import recall
+    from sfe_desktop.model.metrics import recall
 
     runtime, what = load_runtime(args.device)
     model = runtime.model

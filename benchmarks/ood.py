@@ -38,7 +38,7 @@ def encode_folder(rt, data: Path, batch_size: int = 32):
         batch = torch.stack([rt.preprocess(load_image(data / it["file"], min_side=rt.image_size))
                              for it in items[a:a + batch_size]])
         parts.append(rt.encode_images(batch))
-    return items, ImageFeatures.concat(parts), rt.encode_texts([it["caption"] for it in items])
+    return items, ImageFeatures.concat(parts), rt.encode_texts([it["caption"] for it in items], hub=True)
 
 
 def main() -> None:
@@ -51,7 +51,7 @@ def main() -> None:
     from sfe_desktop.memory import tune_allocator
     from sfe_desktop.model.runtime import SFERuntime
     from sfe_desktop.train.evaluate import evaluate_encoded
-    from sfe_desktop.train.metrics import format_metrics
+    from sfe_desktop.model.metrics import format_metrics
 
     tune_allocator()
     print(machine())

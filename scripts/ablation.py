@@ -17,7 +17,7 @@ from sfe_desktop.settings import pick_device
 from sfe_desktop.data.datasets import load_dataset
 from sfe_desktop.model.config import ModelConfig
 from sfe_desktop.train.loop import TrainConfig, Trainer
-from sfe_desktop.train.metrics import format_metrics
+from sfe_desktop.model.metrics import format_metrics
 
 VARIANTS = {
     "baseline": dict(use_patch=False, use_instance=False, use_neighbour=False, use_step2=False),

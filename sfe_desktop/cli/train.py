@@ -208,7 +208,7 @@ def cmd_evaluate(args) -> int:
     from ..data.datasets import load_dataset
     from ..model.runtime import SFERuntime
     from ..train.evaluate import evaluate_dataset, write_json
-    from ..train.metrics import format_metrics
+    from ..model.metrics import format_metrics
 
     if args.json:
         _check_writable("--json", Path(args.json).parent, create=False)

@@ -39,6 +39,10 @@ class ClusteredVectors:
         return self._draw(np.random.default_rng([self.seed, 1, start]), n, 0.5, 0.3)
 
     def queries(self, n: int, seed: int = 0, bridge_weight: float = 0.5) -> np.ndarray:
-        """(n, sum(dims)) fused query vectors: the Step-1 part and ``bridge_weight`` times the bridge part."""
+        """(n, sum(dims) + 1) fused query vectors: the Step-1 part, ``bridge_weight`` times the bridge part and
+        the hubness weight (-1; the photos' hubness is 0 here) as index vectors lay them out
+        (:func:`~sfe_desktop.model.features.index_vectors`); the Step-1 part alone without a bridge."""
         g, b = self._draw(np.random.default_rng([self.seed, 2, seed]), n, 0.8, 0.8)
-        return g if b is None else np.concatenate([g, bridge_weight * b], 1).astype(np.float32)
+        if b is None:
+            return g
+        return np.concatenate([g, bridge_weight * b, -np.ones((n, 1))], 1).astype(np.float32)

@@ -6,13 +6,15 @@ captions, and stored in the checkpoint's ``config.json``.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable
 
 import numpy as np
 import torch
 
 from .fusion import Confidence, Fusion, nearest_cosine
-from .features import ImageFeatures, TextFeatures
+from .features import ImageFeatures, TextFeatures, candidate_hubness
+from .metrics import recall
 from .sfe import SFEModel
 
 NOVELTY_PERCENTILE = 5.0  # in-domain items below this percentile of nearest-memory cosine start counting as novel
@@ -30,9 +32,33 @@ def _pairs_sample(n_rows: int, n_cols: int, size: int, rng: np.random.Generator)
     return rng.integers(n_rows, size=size), rng.integers(n_cols, size=size)
 
 
+HUB_WEIGHTS = tuple(np.round(np.arange(0.0, 2.01, 0.25), 2))  # the hub weights calibration chooses from
+
+
+def fit_hub_weight(model: SFEModel, fusion: Fusion, images: ImageFeatures, texts: TextFeatures, cap_img) -> float:
+    """The weight of the candidates' hubness (:class:`Fusion`) that gives the best Step-1 rSum on a val split,
+    both ways, searched as :class:`~sfe_desktop.model.ranking.FusedScoring` searches (the smallest on ties)."""
+    from .ranking import FusedScoring
+
+    images = replace(images, hub=model.hubness(torch.from_numpy(images.global_), "image").numpy())
+    texts = replace(texts, hub=model.hubness(torch.from_numpy(texts.global_), "text").numpy())
+    cap_img = np.asarray(cap_img)
+    saved, best = model.fusion, (-1.0, 0.0)
+    try:
+        for weight in HUB_WEIGHTS:
+            model.fusion = replace(fusion, hub_weight=float(weight))
+            scoring = FusedScoring.of(model, images, texts)
+            rsum = recall(scoring.i2t, cap_img)["rsum"] + recall(scoring.t2i.T, cap_img)["rsum"]
+            best = max(best, (rsum, -float(weight)))
+    finally:
+        model.fusion = saved
+    return -best[1]
+
+
 def fit_fusion(model: SFEModel, images: ImageFeatures, texts: TextFeatures, sample: int = 20_000,
-               seed: int = 0) -> Fusion:
-    """Spreads of the three scores over random in-domain pairs and the novelty thresholds, from a val split."""
+               seed: int = 0, cap_img=None) -> Fusion:
+    """Spreads of the three scores over random in-domain pairs and the novelty thresholds, from a val split;
+    with ``cap_img`` (caption ``j`` describes image ``cap_img[j]``) also the hub weight (:func:`fit_hub_weight`)."""
     rng = np.random.default_rng(seed)
     i, t = _pairs_sample(len(images), len(texts), sample, rng)
     s1 = (images.global_[i] * texts.global_[t]).sum(1)
@@ -43,9 +69,12 @@ def fit_fusion(model: SFEModel, images: ImageFeatures, texts: TextFeatures, samp
     s2 = step2_scores(model, texts, images, t[:k], i[:k]) if model.cfg.use_step2 else s1[:k]
     near_img = nearest_cosine(images.global_, model.mem_img)
     near_txt = nearest_cosine(texts.global_, model.mem_txt)
-    return Fusion(sigma_step1=float(np.std(s1)), sigma_step2=float(np.std(s2)), sigma_bridge=float(np.std(sb)),
-                  novelty_image=float(np.percentile(near_img, NOVELTY_PERCENTILE)),
-                  novelty_text=float(np.percentile(near_txt, NOVELTY_PERCENTILE)))
+    fusion = Fusion(sigma_step1=float(np.std(s1)), sigma_step2=float(np.std(s2)), sigma_bridge=float(np.std(sb)),
+                    novelty_image=float(np.percentile(near_img, NOVELTY_PERCENTILE)),
+                    novelty_text=float(np.percentile(near_txt, NOVELTY_PERCENTILE)))
+    if cap_img is None:
+        return fusion
+    return replace(fusion, hub_weight=fit_hub_weight(model, fusion, images, texts, cap_img))
 
 
 @torch.enable_grad()  # callers may run under no_grad
@@ -125,7 +154,10 @@ def calibrate(model: SFEModel, images: ImageFeatures, texts: TextFeatures, cap_i
     ``texts`` (caption ``j`` describes image ``cap_img[j]``) and set them on ``model``; ``encode`` encodes the
     nonsense queries. Returns the confidence's ROC AUC on those samples, for the checkpoint's record."""
     if model.cfg.bridge_dim and images.bridge is not None:
-        model.fusion = fit_fusion(model, images, texts)
+        model.fusion = fit_fusion(model, images, texts, cap_img=cap_img)
+        # the candidates' hubness as searches will see it (the features were encoded before this fusion)
+        images = replace(images, hub=candidate_hubness(model, images.global_, "image"))
+        texts = replace(texts, hub=candidate_hubness(model, texts.global_, "text"))
     x, y, nonsense = confidence_samples(model, images, texts, cap_img, encode)
     model.confidence = fit_confidence(x, y, nonsense)
     return {"confidence_auc_val": round(auc(model.confidence(x[:, 0], x[:, 1]), y), 4)}

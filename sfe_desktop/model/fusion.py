@@ -6,6 +6,12 @@ Fusion (:class:`Fusion`): Step-1 and Step-2 scores are mixed with the bridge's c
 spread on in-domain pairs, with a weight that grows with how *novel* the query side is. Novelty is the
 cosine of an item to its nearest neighbour in the training memory, against that cosine's in-domain
 distribution (k-NN out-of-distribution detection); the thresholds come from the validation split alone.
+
+Hubness: a few photos (and captions) sit near every query and top many lists whatever is asked. Each candidate's
+Step-1 score loses ``hub_weight`` times its *hubness* (:meth:`~sfe_desktop.model.sfe.SFEModel.hubness`: how close
+it is, softly, to the training captions when it is a photo, to the training photos when it is a caption), in
+units of the Step-1 spread: querybank normalisation (Bogolin et al., CVPR 2022) with the training memory as the
+bank. The hubness is a property of the candidate alone, so the index stores it as one more column of its vector.
 """
 from __future__ import annotations
 
@@ -13,6 +19,8 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import torch
+
+HUB_BETA = 10.0  # sharpness of the soft maximum in a candidate's hubness
 
 
 class _Numbers:
@@ -46,6 +54,7 @@ class Fusion(_Numbers):
     width: float = 0.1
     floor: float = 0.1
     gain: float = 3.0
+    hub_weight: float = 0.0  # how much of a candidate's hubness its Step-1 score loses (0: none, older checkpoints)
 
     def novelty(self, nearest: np.ndarray, kind: str) -> np.ndarray:
         """0 (in-domain) .. 1 (novel) from the cosine of items to their nearest training-memory item."""
@@ -66,27 +75,34 @@ class Fusion(_Numbers):
             nov = np.maximum(nov, self.novelty(np.median(nearest_candidates), "image"))
         return self.weight(nov)
 
-    def query_vectors(self, global_: np.ndarray, bridge: np.ndarray | None, weights) -> np.ndarray:
-        """(Q, d + r) float32 query vectors whose inner product with index vectors (the Step-1 vector and the
-        bridge vector side by side, :func:`~sfe_desktop.model.features.index_vectors`) is the fused Step-1 score:
-        the model's cosine and the bridge's, each in units of its spread, the bridge's weighted per query
-        (``weights`` (Q,)). Searches hand these to the vector index; evaluation multiplies them out the same way."""
+    def query_vectors(self, global_: np.ndarray, bridge: np.ndarray | None, weights, hub: bool = True) -> np.ndarray:
+        """(Q, d + r + 1) float32 query vectors whose inner product with index vectors (the Step-1 vector, the
+        bridge vector and the hubness side by side, :func:`~sfe_desktop.model.features.index_vectors`) is the
+        fused Step-1 score: the model's cosine and the bridge's, each in units of its spread, the bridge's weighted
+        per query (``weights`` (Q,)), less the candidate's hubness times ``hub_weight`` (``hub`` False: not, for
+        photos searching photos). Searches hand these to the vector index; evaluation multiplies them out the
+        same way."""
         g = np.asarray(global_, np.float32) / np.float32(self.sigma_step1)
         if bridge is None:
             return g
         w = np.asarray(weights, np.float32).reshape(-1, 1)
-        return np.concatenate([g, w * np.asarray(bridge, np.float32) / np.float32(self.sigma_bridge)], 1)
+        h = np.full((len(g), 1), -self.hub_weight / self.sigma_step1 if hub else 0.0, np.float32)
+        return np.concatenate([g, w * np.asarray(bridge, np.float32) / np.float32(self.sigma_bridge), h], 1)
 
     def step1(self, queries, candidates, weights) -> np.ndarray:
         """(Q, N) fused Step-1 scores of encoded ``queries`` against encoded ``candidates`` (image or text
         features), as the vector index computes them for a search."""
         return self.query_vectors(queries.global_, queries.bridge, weights) @ candidates.index_vectors().T
 
-    def step2(self, step2: np.ndarray, bridge_cos: np.ndarray | None, weights) -> np.ndarray:
-        """Fused Step-2 scores of pairs (any shape): as :meth:`step1`, ``weights`` broadcast against them."""
+    def step2(self, step2: np.ndarray, bridge_cos: np.ndarray | None, weights, hub: np.ndarray | None = None
+              ) -> np.ndarray:
+        """Fused Step-2 scores of pairs (any shape): as :meth:`step1`, ``weights`` broadcast against them, the
+        candidates' ``hub`` (None: not known) weighed as in Step 1."""
         out = np.asarray(step2, np.float64) / self.sigma_step2
         if bridge_cos is not None:
             out = out + np.asarray(weights, np.float64) * np.asarray(bridge_cos) / self.sigma_bridge
+        if hub is not None and self.hub_weight:
+            out = out - self.hub_weight * np.asarray(hub, np.float64) / self.sigma_step1
         return out
 
 

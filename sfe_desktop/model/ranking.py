@@ -8,7 +8,7 @@ image and caption of a split as the query in turn) all go through :func:`rank`; 
 
 Ties: Step-1 order breaks ties by candidate position, so a caller fixes the tie order by the order in which it
 passes candidates (search passes them sorted by path). In the head, equal Step-2 scores fall back to Step 1, then
-position. The metric (``train.metrics``) counts remaining ties against the query.
+position. The metric (``model.metrics``) counts remaining ties against the query.
 """
 from __future__ import annotations
 
@@ -88,6 +88,8 @@ class FusedScoring:
     bridge_cos: np.ndarray | None = None  # (I, T)
     w_image: np.ndarray | None = None     # (I,) bridge weight of each image query
     w_text: np.ndarray | None = None      # (T,) ... of each text query
+    hub_image: np.ndarray | None = None   # (I,) hubness of each image as a candidate
+    hub_text: np.ndarray | None = None    # (T,) ... of each text
 
     @classmethod
     def of(cls, model: SFEModel, images: ImageFeatures, texts: TextFeatures) -> "FusedScoring":
@@ -99,18 +101,21 @@ class FusedScoring:
         w_img = fusion.query_weights(near_img, "image")
         w_txt = fusion.query_weights(nearest_cosine(texts.global_, model.mem_txt), "text", near_img)
         bcos = images.bridge @ texts.bridge.T
-        return cls(fusion.step1(images, texts, w_img), fusion.step1(texts, images, w_txt), fusion, bcos, w_img, w_txt)
+        return cls(fusion.step1(images, texts, w_img), fusion.step1(texts, images, w_txt), fusion, bcos, w_img, w_txt,
+                   images.hub, texts.hub)
 
     def rescore_i2t(self, scorer: PairScorer) -> PairScorer:
         """``scorer`` (image query rows, text candidate rows) -> Step-2 scores, fused like :attr:`i2t`."""
         if self.fusion is None:
             return scorer
-        return lambda q, c: self.fusion.step2(scorer(q, c), self.bridge_cos[q, c], self.w_image[q])
+        return lambda q, c: self.fusion.step2(scorer(q, c), self.bridge_cos[q, c], self.w_image[q],
+                                              None if self.hub_text is None else self.hub_text[c])
 
     def rescore_t2i(self, scorer: PairScorer) -> PairScorer:
         if self.fusion is None:
             return scorer
-        return lambda q, c: self.fusion.step2(scorer(q, c), self.bridge_cos[c, q], self.w_text[q])
+        return lambda q, c: self.fusion.step2(scorer(q, c), self.bridge_cos[c, q], self.w_text[q],
+                                              None if self.hub_image is None else self.hub_image[c])
 
 
 @dataclass

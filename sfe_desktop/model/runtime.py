@@ -20,7 +20,8 @@ from .config import ModelConfig
 from .corpus import Corpus
 from .explain import (class_map, crop_windows, explain_pair, image_classes, region_map, shared_class_scores,
                       shared_classes, window_coverage)
-from .features import ImageFeatures, TextFeatures, encode_images_lower, encode_texts, index_vectors
+from .features import (ImageFeatures, TextFeatures, candidate_hubness, encode_images_lower, encode_texts,
+                       index_vectors)
 from .fusion import Fusion, nearest_cosine
 from .ranking import rerank_depth, step2_scores
 from .sfe import SFEModel
@@ -54,7 +55,8 @@ class SFERuntime:
         self.source = source
         self.cfg: ModelConfig = model.cfg
         self.dim = self.cfg.dim
-        self.vector_dim = self.cfg.dim + self.cfg.bridge_dim  # width of an indexed vector (Step 1 + bridge)
+        # width of an indexed vector: Step 1, and with a bridge the bridge vector and the hubness
+        self.vector_dim = self.cfg.dim + (self.cfg.bridge_dim + 1 if self.cfg.bridge_dim else 0)
         self.image_size = self.cfg.image_size
         self.rerank_k = rerank_depth(self.cfg)  # Step-1 candidates a search re-scores with Step 2 by default
         with torch.no_grad():
@@ -96,10 +98,12 @@ class SFERuntime:
         lower = self.model.image.lower(batch.to(self.device))
         return encode_images_lower(self.model, lower, concepts=self._concepts, logits=logits)
 
-    def encode_texts(self, texts: Sequence[str], batch_size: int = 256, bridge: bool = True) -> TextFeatures:
+    def encode_texts(self, texts: Sequence[str], batch_size: int = 256, bridge: bool = True,
+                     hub: bool = False) -> TextFeatures:
         """Step-1 features of texts (an empty text is read as "."); ``bridge`` False: without bridge vectors
-        (for texts whose bridge vectors are known, as the caption bank's are)."""
-        return encode_texts(self.model, texts, batch_size, concepts=self._concepts, bridge=bridge)
+        (for texts whose bridge vectors are known, as the caption bank's are); ``hub``: with their hubness, for
+        texts that photos search (a caption bank)."""
+        return encode_texts(self.model, texts, batch_size, concepts=self._concepts, bridge=bridge, hub=hub)
 
     # ------------------------------------------------------------------ fusion and confidence
     @property
@@ -118,21 +122,22 @@ class SFERuntime:
             return np.zeros(len(feats))
         return self.fusion.query_weights(self.nearest_memory(feats.global_, kind), kind, candidates_nearest)
 
-    def query_vectors(self, feats: ImageFeatures | TextFeatures, weights: np.ndarray) -> np.ndarray:
-        """(Q, vector_dim) query vectors whose inner product with indexed vectors is the fused Step-1 score."""
+    def query_vectors(self, feats: ImageFeatures | TextFeatures, weights: np.ndarray, hub: bool = True) -> np.ndarray:
+        """(Q, vector_dim) query vectors whose inner product with indexed vectors is the fused Step-1 score;
+        ``hub`` False: without the candidates' hubness (photos searching photos)."""
         f = self.fusion
         if feats.bridge is None:
-            return feats.index_vectors()
+            return feats.global_.astype(np.float32)
         if f is None:  # a bridge but no fusion fitted: the model's score alone
             return index_vectors(feats.global_, np.zeros_like(feats.bridge))
-        return f.query_vectors(feats.global_, feats.bridge, weights)
+        return f.query_vectors(feats.global_, feats.bridge, weights, hub)
 
     def fused_step2(self, step2: np.ndarray, query_bridge: np.ndarray | None, candidates_bridge: np.ndarray | None,
-                    weight: float) -> np.ndarray:
-        """Step-2 scores of one query's candidates, fused with the bridge as Step 1 is."""
+                    weight: float, candidates_hub: np.ndarray | None = None) -> np.ndarray:
+        """Step-2 scores of one query's candidates, fused with the bridge and their hubness as Step 1 is."""
         if self.fusion is None or query_bridge is None or candidates_bridge is None:
             return step2
-        return self.fusion.step2(step2, candidates_bridge @ query_bridge, weight)
+        return self.fusion.step2(step2, candidates_bridge @ query_bridge, weight, candidates_hub)
 
     def confidence(self, step1: np.ndarray, familiarity: np.ndarray | float) -> np.ndarray | None:
         """P(true match) of pairs with fused Step-1 scores ``step1`` whose text has cosine ``familiarity`` to its
@@ -185,7 +190,8 @@ class SFERuntime:
                         progress(min(a + 2048, len(keep)), len(keep))
             vecs = np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
             if self.model.cfg.bridge_dim:
-                vecs = index_vectors(vecs, self.bridge_vectors(texts, progress, cancel))
+                vecs = index_vectors(vecs, self.bridge_vectors(texts, progress, cancel),
+                                     candidate_hubness(self.model, vecs, "text"))
             self._corpus = (texts, vecs.astype(np.float32))
         return self._corpus
 
@@ -211,7 +217,8 @@ class SFERuntime:
         in when the model has one."""
         weight = float(self.query_weights(text[0], "text")[0])
         bridge = None if text.bridge is None else text.bridge[0]
-        return np.asarray(self.fused_step2(self.rerank_text(text[0], images), bridge, images.bridge, weight))
+        return np.asarray(self.fused_step2(self.rerank_text(text[0], images), bridge, images.bridge, weight,
+                                           images.hub))
 
     def region(self, text: TextFeatures, pixels: torch.Tensor) -> np.ndarray:
         """(N,) where ``text[0]`` matches a preprocessed photo (3, S, S): the scores of its windows
@@ -235,7 +242,7 @@ class SFERuntime:
                 log.info("no class maps or regions for %s: it cannot be read now", photo)
         if pixels is not None and need_logits:
             logits = self.encode_images(pixels[None], logits=True).logits
-            image = ImageFeatures(image.global_, image.patches, image.bridge, logits)
+            image = ImageFeatures(image.global_, image.patches, image.bridge, logits, image.hub)
         region = self.region(text[0], pixels) if grounding == "regions" and pixels is not None else None
         return explain_pair(self.model, text[0], image, grid=self.grid, vocabulary=self.concept_names,
                             corpus=self.corpus, photo=photo, photo_label=photo_label, class_names=self.class_names,

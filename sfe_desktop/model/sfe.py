@@ -5,6 +5,7 @@ attention/max pooling on the same backbones, same loss).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -13,12 +14,13 @@ from torch import nn
 
 from .backbones import ImageBackbone, TextBackbone
 from .bridge import LabelBridge
-from .fusion import Confidence, Fusion
+from .fusion import HUB_BETA, Confidence, Fusion
 from .config import ModelConfig
 from .cues import AttentionPool, ConceptCue, ConceptGraph, InstanceCue, NeighbourCue
 from .reranker import Reranker
 
 # Buffers whose size depends on the training corpus; a checkpoint sets their shape on load.
+HUB_BANK = 6000  # the most memory items a hubness is measured against (the cost of the bank is paid once)
 CORPUS_BUFFERS = ("mem_img", "mem_txt", "mem_cap_img", "proto_img", "proto_txt", "proto_valid")
 
 
@@ -82,6 +84,7 @@ class SFEModel(nn.Module):
         self.register_buffer("proto_valid", torch.zeros(cfg.n_concepts, dtype=torch.bool))
         self.train_protos: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None
         self._partner_cache: torch.Tensor | None = None
+        self._hub_banks: dict[str, torch.Tensor] = {}
 
     @property
     def device(self) -> torch.device:
@@ -94,6 +97,7 @@ class SFEModel(nn.Module):
         self.mem_txt = F.normalize(mem_txt.float(), dim=-1).to(dev)
         self.mem_cap_img = cap_img.long().to(dev)
         self._partner_cache = None
+        self._hub_banks = {}
 
     def set_prototypes(self, proto_img, proto_txt, valid) -> None:
         dev = self.device
@@ -106,6 +110,27 @@ class SFEModel(nn.Module):
             sums = torch.zeros_like(self.mem_img).index_add_(0, self.mem_cap_img, self.mem_txt.float())
             self._partner_cache = F.normalize(sums, dim=-1)
         return self._partner_cache
+
+    @torch.no_grad()
+    def hubness(self, vectors: torch.Tensor, kind: str, beta: float = HUB_BETA, chunk: int = 2048) -> torch.Tensor:
+        """(N,) how much each Step-1 vector of ``kind`` ("image" or "text") is a *hub*, near every query: the
+        soft maximum (log-mean-exp at ``beta``) of its cosine to the Step-1 vectors of the other modality's training
+        memory, the bank of likely queries. Zeros without a memory. Subtracted from a candidate's score (querybank
+        normalisation), it keeps a few photos or captions from topping every list (:class:`~.fusion.Fusion`)."""
+        other = "text" if kind == "image" else "image"
+        memory = self.mem_txt if other == "text" else self.mem_img
+        if memory.shape[0] == 0 or vectors.shape[0] == 0:
+            return torch.zeros(vectors.shape[0])
+        bank = self._hub_banks.get(other)
+        if bank is None:  # every memory item up to HUB_BANK, evenly spaced beyond (30,000 captions: every 5th)
+            rows = memory[::-(-memory.shape[0] // HUB_BANK)].float()
+            bank = torch.cat([self._enhance(rows[a:a + chunk], other).vec for a in range(0, rows.shape[0], chunk)])
+            self._hub_banks[other] = bank
+        out = []
+        for a in range(0, vectors.shape[0], chunk):
+            s = beta * (vectors[a:a + chunk].to(bank.device).float() @ bank.t())
+            out.append((torch.logsumexp(s, 1) - math.log(bank.shape[0])) / beta)
+        return torch.cat(out).cpu()
 
     # ----------------------------------------------------------------- Step 1, local
     def concept_embeddings(self) -> torch.Tensor | None:

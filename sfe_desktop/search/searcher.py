@@ -20,7 +20,7 @@ from ..catalog.metadata import file_time
 from ..data.images import load_image, to_rgb
 from ..errors import SFEError
 from ..explanation import Comparison, Explanation
-from ..model.features import ImageFeatures, TextFeatures
+from ..model.features import ImageFeatures, TextFeatures, split_index_vectors
 from ..model.ranking import Ranked, rank_one, rerank_depth
 from ..model.runtime import SFERuntime
 from .state import IndexState
@@ -113,7 +113,7 @@ class Searcher:
         known = set(texts)
         user = [t for t in self.state.captions() if t not in known and not known.add(t)]
         for start in range(0, len(user), 256):
-            vectors.append(np.asarray(self.runtime.encode_texts(user[start:start + 256]).index_vectors(),
+            vectors.append(np.asarray(self.runtime.encode_texts(user[start:start + 256], hub=True).index_vectors(),
                                       dtype=np.float32))
         bank = (texts + user, np.concatenate(vectors) if len(vectors) > 1 else vectors[0])
         with self._lock:
@@ -166,7 +166,7 @@ class Searcher:
 
         def rescore(c: np.ndarray) -> np.ndarray:
             feats = self.state.features([hits[i][0] for i in c])
-            return rt.fused_step2(rt.rerank_text(text[0], feats), _bridge(text), feats.bridge, w)
+            return rt.fused_step2(rt.rerank_text(text[0], feats), _bridge(text), feats.bridge, w, feats.hub)
 
         ranked = rank_one(np.array([s for _, s in hits]), rescore, k, top)
         familiar = rt.nearest_memory(text.global_, "text")[0]
@@ -176,7 +176,7 @@ class Searcher:
         _check_top(top)
         self.state.check()
         feats, own, label = self.photo(photo)
-        query = self.runtime.query_vectors(feats, self.runtime.query_weights(feats, "image"))
+        query = self.runtime.query_vectors(feats, self.runtime.query_weights(feats, "image"), hub=False)
         hits = [(r, s) for r, s in self.state.nearest(query, top + 1) if own is None or r.id != own.id]
         ranked = rank_one(np.array([s for _, s in hits]), lambda c: np.zeros(0), 0, top)  # Step 1 only
         return self._photos(hits, ranked, IMAGE_TO_IMAGE, label)
@@ -199,8 +199,8 @@ class Searcher:
         def rescore(c: np.ndarray) -> np.ndarray:
             rows = [idx[i] for i in c]
             caps = rt.encode_texts([texts[i] for i in rows], bridge=False)  # the bank holds their bridge vectors
-            bridge = vectors[rows, rt.dim:] if vectors.shape[1] > rt.dim else None
-            return rt.fused_step2(rt.rerank_image(feats[0], caps), _bridge(feats), bridge, w)
+            _, bridge, hub = split_index_vectors(vectors[rows], rt.dim)
+            return rt.fused_step2(rt.rerank_image(feats[0], caps), _bridge(feats), bridge, w, hub)
 
         ranked = rank_one(step1[idx], rescore, k, top)
         chosen = np.asarray([idx[i] for i in ranked.index], dtype=np.int64)

@@ -217,8 +217,8 @@ def merge_shard(state: IndexState, shard: Shard) -> tuple[int, int, int]:
     sources = {"sidecar:" + r.display for r in encoded}
     captions = [c for c in shard.captions if c[1] in sources]
     if encoded:
-        g, bridge = split_index_vectors(np.asarray(shard.vectors[keep]), state.format.dim)
-        state.append(encoded, ImageFeatures(g, np.asarray(shard.patches[keep]), bridge), skipped,
+        g, bridge, hub = split_index_vectors(np.asarray(shard.vectors[keep]), state.format.dim)
+        state.append(encoded, ImageFeatures(g, np.asarray(shard.patches[keep]), bridge, hub=hub), skipped,
                      captions_add=captions)
     elif skipped:
         state.commit_files(skipped, ())

@@ -487,8 +487,8 @@ class IndexState:
         vec = np.asarray([r.vec_row for r in rows], dtype=np.int64)
         with self.lock:  # not during a reset (re-encode), which empties the row files
             try:
-                g, bridge = split_index_vectors(self.store.read_globals(vec), self.format.dim)
-                return ImageFeatures(g, self.store.read_patches(vec), bridge)
+                g, bridge, hub = split_index_vectors(self.store.read_globals(vec), self.format.dim)
+                return ImageFeatures(g, self.store.read_patches(vec), bridge, hub=hub)
             except IndexError as exc:  # the rows were dropped by a reset after they were looked up
                 raise SFEError("the index was reset while searching; search again") from exc
 

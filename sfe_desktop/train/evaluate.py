@@ -18,7 +18,7 @@ from ..index.codec import patch_codec
 from ..model.features import ImageFeatures, TextFeatures, encode_dataset
 from ..model.ranking import FusedScoring, image_to_texts, rank, rerank_depth, text_to_images
 from ..model.sfe import SFEModel
-from .metrics import recall
+from ..model.metrics import recall
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
@@ -88,7 +88,7 @@ def stored_patches(images: ImageFeatures, patches: str = "q4") -> ImageFeatures:
     codec = patch_codec(images.patches.shape[1], images.patches.shape[2]) if patches == "q4" else None
     if codec is None:
         return images
-    return ImageFeatures(images.global_, codec.roundtrip(images.patches), images.bridge, images.logits)
+    return ImageFeatures(images.global_, codec.roundtrip(images.patches), images.bridge, images.logits, images.hub)
 
 
 def evaluate_dataset(model: SFEModel, ds: PairDataset, cache_dir: Path | None = None, rerank_k: int | None = None,

@@ -27,7 +27,7 @@ from ..model.features import encode_dataset, encode_texts
 from ..model.sfe import SFEModel
 from .evaluate import dataset_lower, evaluate_encoded
 from .loss import candidate_loss, infonce, vsepp
-from .metrics import format_metrics
+from ..model.metrics import format_metrics
 from .mosaic import content_words, exclusive_tokens, localisation_loss, photo_words, quadrant_weights
 
 log = logging.getLogger(__name__)

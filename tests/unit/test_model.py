@@ -17,7 +17,7 @@ from sfe_desktop.model.config import ModelConfig
 from sfe_desktop.model.explain import merge_wordpieces
 from sfe_desktop.model.runtime import SFERuntime, tiny_runtime
 from sfe_desktop.train.loss import infonce, vsepp
-from sfe_desktop.train.metrics import ranks, recall
+from sfe_desktop.model.metrics import ranks, recall
 
 
 @pytest.fixture(scope="module")
@@ -222,7 +222,7 @@ def test_caption_corpus_is_deduplicated_and_matches_encoding(rt):
     texts, vecs = rt.caption_corpus()
     assert len(texts) == len(set(t.lower() for t in texts)) == len(vecs)
     # the corpus vectors are what encoding the caption through the whole model indexes
-    enc = rt.encode_texts(texts[:5]).index_vectors()
+    enc = rt.encode_texts(texts[:5], hub=True).index_vectors()
     assert vecs.shape[1] == rt.vector_dim
     np.testing.assert_allclose(vecs[:5], enc, atol=1e-2)
 

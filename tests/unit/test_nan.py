@@ -12,7 +12,7 @@ from sfe_desktop.data import strict_json
 from sfe_desktop.errors import CheckpointError, TrainingDiverged
 from sfe_desktop.model.checkpoint import WEIGHTS_FILE, load_checkpoint, save_checkpoint
 from sfe_desktop.model.runtime import tiny_runtime
-from sfe_desktop.train.metrics import ranks, recall
+from sfe_desktop.model.metrics import ranks, recall
 
 
 def naive_ranks(sims, cap_img):

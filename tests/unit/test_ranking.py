@@ -1,6 +1,8 @@
 """One ranking path: searches and ``evaluate`` order the same candidates the same way."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from collection_fixtures import data_dir, photos, runtime  # noqa: F401
@@ -8,7 +10,7 @@ from collection_fixtures import data_dir, photos, runtime  # noqa: F401
 from sfe_desktop.model.ranking import FusedScoring, rank, rank_one, rerank_depth
 from sfe_desktop.search import Collection
 from sfe_desktop.train.evaluate import evaluate_encoded, rerank_matrices
-from sfe_desktop.train.metrics import ranks
+from sfe_desktop.model.metrics import ranks
 
 
 def test_head_is_reordered_by_step2_above_a_tail_in_step1_order():
@@ -40,8 +42,9 @@ def test_rerank_depth_is_the_checkpoints_unless_overridden(runtime):
     assert rerank_depth(cfg, 3) == 3 and rerank_depth(cfg.replace(use_step2=False), 50) == 0
 
 
-@pytest.mark.parametrize("k", [3, None])
-def test_evaluate_ranks_the_collections_photos_as_search_text_does(photos, runtime, k):
+@pytest.mark.parametrize("k, hub_weight", [(3, 0.0), (None, 0.0), (3, 1.5)])
+def test_evaluate_ranks_the_collections_photos_as_search_text_does(photos, runtime, k, hub_weight, monkeypatch):
+    monkeypatch.setattr(runtime.model, "fusion", replace(runtime.model.fusion, hub_weight=hub_weight))
     captions = ["a red dog", "the blue car near a tree", "a green ball on the grass", "a white house"]
     with Collection.open(photos, runtime) as col:
         col.index()
@@ -49,6 +52,7 @@ def test_evaluate_ranks_the_collections_photos_as_search_text_does(photos, runti
         paths = [str(photos / r.path.decode()) for r in files]
         images = col.state.features(files)
         assert images.bridge is not None  # the tiny model has a label bridge: the fused path is the one compared
+        assert (images.hub != 0).any() == (hub_weight > 0)  # the index keeps each photo's hubness
         texts = runtime.encode_texts(captions)
         depth = rerank_depth(runtime.cfg, k)
         _, t2i = rerank_matrices(runtime.model, images, texts, FusedScoring.of(runtime.model, images, texts), depth)

@@ -13,7 +13,7 @@ from sfe_desktop.model.features import ImageFeatures
 from sfe_desktop.search.state import FAISS_FILE, IndexFormat, IndexState
 
 DIM, BRIDGE = 32, 16
-FMT = IndexFormat("synthetic", DIM, (1, 1), 32, DIM + BRIDGE)
+FMT = IndexFormat("synthetic", DIM, (1, 1), 32, DIM + BRIDGE + 1)  # the last column: the photos' hubness
 GEN = ClusteredVectors((DIM, BRIDGE), latent=8, topics=20, groups=10)
 RECALL_BOUND = 0.97  # recall@50 of the compressed index (after exact re-scoring) against exact search
 
@@ -107,8 +107,8 @@ def test_an_index_saved_by_the_previous_version_opens(tmp_path, small_flat_max, 
         state.reset()
         write(state, 0, 400 if old_kind == "flat" else 1200)
     live = np.array(state.catalog.live())
-    base = (faiss.IndexFlatIP(DIM + BRIDGE) if old_kind == "flat"
-            else faiss.IndexHNSWFlat(DIM + BRIDGE, 32, faiss.METRIC_INNER_PRODUCT))
+    base = (faiss.IndexFlatIP(FMT.vector_dim) if old_kind == "flat"
+            else faiss.IndexHNSWFlat(FMT.vector_dim, 32, faiss.METRIC_INNER_PRODUCT))
     old = faiss.IndexIDMap2(base)  # what the previous version wrote: IndexIDMap2 over flat or HNSW
     old.add_with_ids(state.store.read_globals(live[:, 1]), live[:, 0])
     state.catalog.close()

@@ -1,0 +1,107 @@
+"""Hubness: a candidate's score loses its hubness (querybank normalisation over the training memory), in the
+vector index (one more column) and in Step 2 alike, with a weight calibration picks on a val split."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from collection_fixtures import data_dir, runtime  # noqa: F401
+
+from sfe_desktop.model.calibrate import HUB_WEIGHTS, fit_hub_weight
+from sfe_desktop.model.features import ImageFeatures, TextFeatures, index_vectors, split_index_vectors
+from sfe_desktop.model.fusion import Fusion
+from sfe_desktop.model.metrics import recall
+from sfe_desktop.model.ranking import FusedScoring
+
+
+def _unit(rng, n, d):
+    v = rng.normal(size=(n, d)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_index_vectors_carry_the_hubness_as_their_last_column():
+    rng = np.random.default_rng(0)
+    g, b, h = _unit(rng, 5, 8), _unit(rng, 5, 3), rng.normal(size=5).astype(np.float32)
+    v = index_vectors(g, b, h)
+    assert v.shape == (5, 8 + 3 + 1)
+    g2, b2, h2 = split_index_vectors(v, 8)
+    np.testing.assert_array_equal(g2, g)
+    np.testing.assert_array_equal(b2, b)
+    np.testing.assert_array_equal(h2, h)
+    assert (index_vectors(g, b)[:, -1] == 0).all()  # hubness not known: no correction
+    assert index_vectors(g, None).shape == (5, 8) and split_index_vectors(g, 8)[1:] == (None, None)
+
+
+def test_the_query_vector_makes_the_fused_score_less_the_weighted_hubness():
+    rng = np.random.default_rng(1)
+    f = Fusion(sigma_step1=0.2, sigma_step2=0.3, sigma_bridge=0.1, hub_weight=1.5)
+    gq, bq, w = _unit(rng, 3, 8), _unit(rng, 3, 4), np.array([0.1, 1.0, 3.1])
+    gc, bc, hc = _unit(rng, 6, 8), _unit(rng, 6, 4), rng.normal(size=6)
+    want = gq @ gc.T / 0.2 + w[:, None] * (bq @ bc.T) / 0.1 - 1.5 * hc[None, :] / 0.2
+    got = f.query_vectors(gq, bq, w) @ index_vectors(gc, bc, hc).T
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    plain = f.query_vectors(gq, bq, w, hub=False) @ index_vectors(gc, bc, hc).T  # photos searching photos
+    np.testing.assert_allclose(plain, want + 1.5 * hc[None, :] / 0.2, rtol=1e-5, atol=1e-5)
+    s2, bcos = rng.normal(size=6), rng.normal(size=6)
+    np.testing.assert_allclose(f.step2(s2, bcos, 2.0, hc), s2 / 0.3 + 2.0 * bcos / 0.1 - 1.5 * hc / 0.2)
+    np.testing.assert_allclose(replace(f, hub_weight=0.0).step2(s2, bcos, 2.0, hc), s2 / 0.3 + 2.0 * bcos / 0.1)
+
+
+def test_a_vector_near_the_bank_is_more_of_a_hub_than_one_far_from_it(runtime):
+    model = runtime.model
+    captions = model.hubness(torch.zeros(1, runtime.dim), "image")  # builds the caption bank
+    bank = model._hub_banks["text"]
+    centre = torch.nn.functional.normalize(bank.mean(0, keepdim=True), dim=-1)
+    h = model.hubness(torch.cat([centre, -centre]), "image")
+    assert h[0] > h[1] + 0.1
+    assert captions.shape == (1,) and torch.isfinite(h).all()
+
+
+def _hub_scene(runtime):
+    """Four photos, two captions each, and a fifth photo that is near every caption (a hub: the direction every
+    caption shares) and has none of them."""
+    rng = np.random.default_rng(2)
+    d = runtime.dim
+    axes = np.eye(d, dtype=np.float32)
+    texts_g = np.repeat(axes[:4], 2, 0) + 1.2 * axes[4] + 0.05 * rng.normal(size=(8, d))
+    texts_g /= np.linalg.norm(texts_g, axis=1, keepdims=True)
+    images_g = axes[:5].copy()  # photo i is caption 2i's and 2i+1's; photo 4 is the hub
+    r = runtime.cfg.bridge_dim
+    images = ImageFeatures(images_g, np.zeros((5, 1, d), np.float16), np.zeros((5, r), np.float32),
+                           hub=np.array([0, 0, 0, 0, 1.0], np.float32))
+    texts = TextFeatures(texts_g.astype(np.float32), np.zeros((8, 1, d), np.float16), np.ones((8, 1), bool),
+                         bridge=np.zeros((8, r), np.float32), hub=np.zeros(8, np.float32))
+    return images, texts, np.repeat(np.arange(4), 2)
+
+
+def test_the_hub_weight_pushes_a_hub_photo_down_and_calibration_finds_it(runtime, monkeypatch):
+    model = runtime.model
+    images, texts, cap_img = _hub_scene(runtime)
+    base = replace(model.fusion or Fusion(), hub_weight=0.0, floor=0.0, gain=0.0)
+
+    def t2i_r1(weight):
+        monkeypatch.setattr(model, "fusion", replace(base, hub_weight=weight))
+        return recall(FusedScoring.of(model, images, texts).t2i.T, cap_img)["t2i_r1"]
+
+    assert t2i_r1(0.0) < 50 and t2i_r1(2.0) == 100  # the hub tops most captions' lists until it pays its hubness
+    hubs = {"image": images.hub, "text": texts.hub}
+    monkeypatch.setattr(model, "hubness", lambda v, kind: torch.as_tensor(hubs[kind][:len(v)]))
+    monkeypatch.setattr(model, "fusion", base)
+    weight = fit_hub_weight(model, base, images, texts, cap_img)
+    assert weight in HUB_WEIGHTS and weight > 0
+    assert model.fusion is base  # calibration leaves the model's fusion as it found it
+
+
+@pytest.mark.parametrize("kind", ["image", "text"])
+def test_encoded_candidates_carry_their_hubness_when_the_fusion_uses_it(runtime, monkeypatch, kind):
+    model = runtime.model
+    monkeypatch.setattr(model, "fusion", replace(model.fusion, hub_weight=1.0))
+    if kind == "image":
+        feats = runtime.encode_images(torch.rand(2, 3, runtime.image_size, runtime.image_size))
+    else:
+        feats = runtime.encode_texts(["a red dog", "a blue car"], hub=True)
+        assert runtime.encode_texts(["a red dog"]).hub is None  # a query text needs none
+    np.testing.assert_allclose(feats.hub, model.hubness(torch.from_numpy(feats.global_), kind).numpy(), atol=1e-6)
+    assert feats.index_vectors()[:, -1].tolist() == pytest.approx(feats.hub.tolist())
