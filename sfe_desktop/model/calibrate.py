@@ -14,7 +14,7 @@ import torch
 
 from .fusion import Confidence, Fusion, nearest_cosine
 from .features import ImageFeatures, TextFeatures, candidate_hubness
-from .metrics import recall
+from .metrics import recall_both_ways
 from .sfe import SFEModel
 
 NOVELTY_PERCENTILE = 5.0  # in-domain items below this percentile of nearest-memory cosine start counting as novel
@@ -48,7 +48,7 @@ def fit_hub_weight(model: SFEModel, fusion: Fusion, images: ImageFeatures, texts
         for weight in HUB_WEIGHTS:
             model.fusion = replace(fusion, hub_weight=float(weight))
             scoring = FusedScoring.of(model, images, texts)
-            rsum = recall(scoring.i2t, cap_img)["rsum"] + recall(scoring.t2i.T, cap_img)["rsum"]
+            rsum = recall_both_ways(scoring.i2t, scoring.t2i.T, cap_img)["rsum"]
             best = max(best, (rsum, -float(weight)))
     finally:
         model.fusion = saved

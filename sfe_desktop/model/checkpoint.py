@@ -37,6 +37,16 @@ WEIGHTS_FILE = "model.safetensors"
 # (the re-ranker's word weights start uniform): an older checkpoint without them loads with that value.
 ADDED_LATER = ("reranker.word_score.",)
 HALF_KEYS = {"mem_img", "mem_txt", "proto_img", "proto_txt", "bridge.prompts"}
+
+
+def stored_half(key: str, cfg) -> bool:
+    """Whether ``key`` is saved as float16: the corpus buffers and prompts, and the fine-tuned top layers of the
+    pretrained backbones (what keeps a checkpoint with two fine-tuned MiniLM layers under 45 MB; a test tower is
+    saved whole in float32)."""
+    if key in HALF_KEYS:
+        return True
+    return ((key.startswith("image.") and cfg.image_backbone != "tiny")
+            or (key.startswith("text.") and cfg.text_backbone != "tiny"))
 # the most a checkpoint's JSON files may hold (a corpus of COCO's 600,000 captions is about 40 MB)
 MAX_BYTES = {CONFIG_FILE: 64 * MB, CORPUS_FILE: 512 * MB}
 MAX_CONCEPT_CHARS = 200
@@ -83,7 +93,7 @@ def save_checkpoint(model: SFEModel, directory: str | Path, meta: dict, corpus: 
     tensors = {}
     for k in _saved_keys(model):
         t = state[k].detach().cpu()
-        if k in HALF_KEYS:
+        if stored_half(k, model.cfg):
             t = t.half()
         tensors[k] = t.contiguous()
     config = {**meta, "format": FORMAT, "version": FORMAT_VERSION, "model": model.cfg.to_dict()}

@@ -8,10 +8,11 @@ cosine of an item to its nearest neighbour in the training memory, against that 
 distribution (k-NN out-of-distribution detection); the thresholds come from the validation split alone.
 
 Hubness: a few photos (and captions) sit near every query and top many lists whatever is asked. Each candidate's
-Step-1 score loses ``hub_weight`` times its *hubness* (:meth:`~sfe_desktop.model.sfe.SFEModel.hubness`: how close
-it is, softly, to the training captions when it is a photo, to the training photos when it is a caption), in
-units of the Step-1 spread: querybank normalisation (Bogolin et al., CVPR 2022) with the training memory as the
-bank. The hubness is a property of the candidate alone, so the index stores it as one more column of its vector.
+score loses ``hub_weight`` times its *hubness* (:meth:`~sfe_desktop.model.sfe.SFEModel.hubness`: how close it is,
+softly, to the training captions when it is a photo, to the training photos when it is a caption), in units of
+the Step-1 spread: querybank normalisation (Bogolin et al., CVPR 2022) with the training memory as the bank. The
+weight fades as the query grows novel (the bank is the training domain's). The hubness is a property of the
+candidate alone, so the index stores it as one more column of its vector.
 """
 from __future__ import annotations
 
@@ -75,18 +76,25 @@ class Fusion(_Numbers):
             nov = np.maximum(nov, self.novelty(np.median(nearest_candidates), "image"))
         return self.weight(nov)
 
+    def hub_weights(self, weights) -> np.ndarray:
+        """The hub weight for queries whose bridge weights are ``weights``: ``hub_weight`` for an in-domain query,
+        fading to 0 as the query grows novel (the bank of likely queries is Flickr8k's; a novel query is not one
+        of them, and the bridge speaks for it instead)."""
+        novelty = np.clip((np.asarray(weights, np.float64) - self.floor) / max(self.gain, 1e-9), 0.0, 1.0)
+        return self.hub_weight * (1.0 - novelty)
+
     def query_vectors(self, global_: np.ndarray, bridge: np.ndarray | None, weights, hub: bool = True) -> np.ndarray:
         """(Q, d + r + 1) float32 query vectors whose inner product with index vectors (the Step-1 vector, the
         bridge vector and the hubness side by side, :func:`~sfe_desktop.model.features.index_vectors`) is the
         fused Step-1 score: the model's cosine and the bridge's, each in units of its spread, the bridge's weighted
-        per query (``weights`` (Q,)), less the candidate's hubness times ``hub_weight`` (``hub`` False: not, for
-        photos searching photos). Searches hand these to the vector index; evaluation multiplies them out the
+        per query (``weights`` (Q,)), less the candidate's hubness times the query's :meth:`hub_weights` (``hub``
+        False: not, for photos searching photos). Searches hand these to the vector index; evaluation multiplies them out the
         same way."""
         g = np.asarray(global_, np.float32) / np.float32(self.sigma_step1)
         if bridge is None:
             return g
         w = np.asarray(weights, np.float32).reshape(-1, 1)
-        h = np.full((len(g), 1), -self.hub_weight / self.sigma_step1 if hub else 0.0, np.float32)
+        h = (-self.hub_weights(w) / self.sigma_step1 if hub else np.zeros_like(w)).astype(np.float32)
         return np.concatenate([g, w * np.asarray(bridge, np.float32) / np.float32(self.sigma_bridge), h], 1)
 
     def step1(self, queries, candidates, weights) -> np.ndarray:
@@ -102,7 +110,7 @@ class Fusion(_Numbers):
         if bridge_cos is not None:
             out = out + np.asarray(weights, np.float64) * np.asarray(bridge_cos) / self.sigma_bridge
         if hub is not None and self.hub_weight:
-            out = out - self.hub_weight * np.asarray(hub, np.float64) / self.sigma_step1
+            out = out - self.hub_weights(weights) * np.asarray(hub, np.float64) / self.sigma_step1
         return out
 
 

@@ -39,6 +39,16 @@ def recall(sims: np.ndarray, cap_img: np.ndarray) -> dict[str, float]:
     return out
 
 
+def recall_both_ways(i2t: np.ndarray, t2i_transposed: np.ndarray, cap_img: np.ndarray) -> dict[str, float]:
+    """Recall of image->text from the first (images x captions) matrix and of text->image from the second (the
+    two directions of a search score differently: each side's queries have their own fusion weights)."""
+    a, b = recall(i2t, cap_img), recall(t2i_transposed, cap_img)
+    merged = {key: v for key, v in a.items() if key.startswith("i2t")}
+    merged.update({key: v for key, v in b.items() if key.startswith("t2i")})
+    merged["rsum"] = sum(v for key, v in merged.items() if key != "rsum")
+    return merged
+
+
 def format_metrics(m: dict[str, float]) -> str:
     return (f"i2t R@1 {m['i2t_r1']:.1f} R@5 {m['i2t_r5']:.1f} R@10 {m['i2t_r10']:.1f} | "
             f"t2i R@1 {m['t2i_r1']:.1f} R@5 {m['t2i_r5']:.1f} R@10 {m['t2i_r10']:.1f} | rSum {m['rsum']:.1f}")

@@ -18,7 +18,7 @@ from ..index.codec import patch_codec
 from ..model.features import ImageFeatures, TextFeatures, encode_dataset
 from ..model.ranking import FusedScoring, image_to_texts, rank, rerank_depth, text_to_images
 from ..model.sfe import SFEModel
-from ..model.metrics import recall
+from ..model.metrics import recall, recall_both_ways
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
@@ -36,15 +36,6 @@ def rerank_matrices(model: SFEModel, images: ImageFeatures, texts: TextFeatures,
     return i2t.ranking_key(), t2i.ranking_key().T
 
 
-def _both_ways(i2t: np.ndarray, t2i_transposed: np.ndarray, cap_img: np.ndarray) -> dict:
-    """Recall of image->text from the first (images x captions) matrix and of text->image from the second."""
-    a, b = recall(i2t, cap_img), recall(t2i_transposed, cap_img)
-    merged = {key: v for key, v in a.items() if key.startswith("i2t")}
-    merged.update({key: v for key, v in b.items() if key.startswith("t2i")})
-    merged["rsum"] = sum(v for key, v in merged.items() if key != "rsum")
-    return merged
-
-
 def evaluate_encoded(model: SFEModel, images: ImageFeatures, texts: TextFeatures, cap_img,
                      rerank_k: int | None = None, progress: Progress | None = None) -> dict:
     """Step-1 and re-ranked recall of encoded images and captions, ranked as a search ranks (the bridge fused in
@@ -52,13 +43,13 @@ def evaluate_encoded(model: SFEModel, images: ImageFeatures, texts: TextFeatures
     Step 1 alone) and ``bridge`` (the bridge alone) are reported too."""
     cap_img = np.asarray(cap_img)
     scoring = FusedScoring.of(model, images, texts)
-    result = {"step1": _both_ways(scoring.i2t, scoring.t2i.T, cap_img)}
+    result = {"step1": recall_both_ways(scoring.i2t, scoring.t2i.T, cap_img)}
     if scoring.fusion is not None:
         result["model"] = recall(images.global_ @ texts.global_.T, cap_img)
         result["bridge"] = recall(images.bridge @ texts.bridge.T, cap_img)
     k = rerank_depth(model.cfg, rerank_k)
     if k:
-        result["rerank"] = _both_ways(*rerank_matrices(model, images, texts, scoring, k, progress), cap_img)
+        result["rerank"] = recall_both_ways(*rerank_matrices(model, images, texts, scoring, k, progress), cap_img)
     else:
         result["rerank"] = dict(result["step1"])
     result["rerank_k"] = k

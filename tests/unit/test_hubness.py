@@ -37,16 +37,18 @@ def test_index_vectors_carry_the_hubness_as_their_last_column():
 def test_the_query_vector_makes_the_fused_score_less_the_weighted_hubness():
     rng = np.random.default_rng(1)
     f = Fusion(sigma_step1=0.2, sigma_step2=0.3, sigma_bridge=0.1, hub_weight=1.5)
-    gq, bq, w = _unit(rng, 3, 8), _unit(rng, 3, 4), np.array([0.1, 1.0, 3.1])
+    gq, bq, w = _unit(rng, 3, 8), _unit(rng, 3, 4), np.array([0.1, 1.0, 3.1])  # in domain, 30 % novel, novel
     gc, bc, hc = _unit(rng, 6, 8), _unit(rng, 6, 4), rng.normal(size=6)
-    want = gq @ gc.T / 0.2 + w[:, None] * (bq @ bc.T) / 0.1 - 1.5 * hc[None, :] / 0.2
+    alpha = np.array([1.5, 1.5 * 0.7, 0.0])  # the hub weight fades with the query's novelty (floor 0.1, gain 3)
+    np.testing.assert_allclose(f.hub_weights(w), alpha)
+    want = gq @ gc.T / 0.2 + w[:, None] * (bq @ bc.T) / 0.1 - alpha[:, None] * hc[None, :] / 0.2
     got = f.query_vectors(gq, bq, w) @ index_vectors(gc, bc, hc).T
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     plain = f.query_vectors(gq, bq, w, hub=False) @ index_vectors(gc, bc, hc).T  # photos searching photos
-    np.testing.assert_allclose(plain, want + 1.5 * hc[None, :] / 0.2, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(plain, want + alpha[:, None] * hc[None, :] / 0.2, rtol=1e-5, atol=1e-5)
     s2, bcos = rng.normal(size=6), rng.normal(size=6)
-    np.testing.assert_allclose(f.step2(s2, bcos, 2.0, hc), s2 / 0.3 + 2.0 * bcos / 0.1 - 1.5 * hc / 0.2)
-    np.testing.assert_allclose(replace(f, hub_weight=0.0).step2(s2, bcos, 2.0, hc), s2 / 0.3 + 2.0 * bcos / 0.1)
+    np.testing.assert_allclose(f.step2(s2, bcos, 1.0, hc), s2 / 0.3 + 1.0 * bcos / 0.1 - 1.05 * hc / 0.2)
+    np.testing.assert_allclose(replace(f, hub_weight=0.0).step2(s2, bcos, 1.0, hc), s2 / 0.3 + 1.0 * bcos / 0.1)
 
 
 def test_a_vector_near_the_bank_is_more_of_a_hub_than_one_far_from_it(runtime):

@@ -124,6 +124,18 @@ def test_checkpoint_round_trip_is_exact(rt, tmp_path):
     np.testing.assert_allclose(rt.encode_images(x).global_, rt2.encode_images(x).global_, atol=2e-3)
 
 
+def test_the_pretrained_towers_fine_tuned_tops_are_stored_in_float16():
+    from sfe_desktop.model.checkpoint import stored_half
+    from sfe_desktop.model.config import ModelConfig
+
+    real = ModelConfig()  # Lite2 and MiniLM: only their fine-tuned tops are saved, as float16
+    assert stored_half("text.layers.4.attention.self.query.weight", real)
+    assert stored_half("image.blocks.20.0.weight", real) and stored_half("mem_txt", real)
+    assert not stored_half("img_proj.weight", real) and not stored_half("reranker.word_score.weight", real)
+    tiny = ModelConfig.tiny()  # a test tower is saved whole, in float32
+    assert not stored_half("text.layers.0.weight", tiny) and not stored_half("image.blocks.0.weight", tiny)
+
+
 def test_corrupt_truncated_and_pickled_checkpoints_are_rejected(rt, tmp_path):
     ck = save_checkpoint(rt.model, tmp_path / "ck", rt.meta, rt.corpus)
     weights = (ck / "model.safetensors").read_bytes()
