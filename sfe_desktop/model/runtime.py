@@ -3,6 +3,8 @@
 See docs/architecture.md for the contract (ImageFeatures, TextFeatures, Explanation)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import logging
 import threading
 from pathlib import Path
@@ -222,8 +224,11 @@ class SFERuntime:
 
     def region(self, text: TextFeatures, pixels: torch.Tensor) -> np.ndarray:
         """(N,) where ``text[0]`` matches a preprocessed photo (3, S, S): the scores of its windows
-        (:data:`~sfe_desktop.model.explain.WINDOWS`), each encoded on its own, spread over the grid cells."""
-        scores = self.pair_scores(text, self.encode_images(crop_windows(pixels)))
+        (:data:`~sfe_desktop.model.explain.WINDOWS`), each encoded on its own, spread over the grid cells. A
+        window is not a search candidate: its score leaves out the hubness correction, a per-window offset that
+        does not depend on the text (:class:`~sfe_desktop.model.fusion.Fusion`)."""
+        windows = self.encode_images(crop_windows(pixels))
+        scores = self.pair_scores(text, replace(windows, hub=None))
         return region_map(scores, window_coverage(self.grid))
 
     def explain(self, text: TextFeatures, image: ImageFeatures, photo: str | None = None,

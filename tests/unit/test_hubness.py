@@ -107,3 +107,17 @@ def test_encoded_candidates_carry_their_hubness_when_the_fusion_uses_it(runtime,
         assert runtime.encode_texts(["a red dog"]).hub is None  # a query text needs none
     np.testing.assert_allclose(feats.hub, model.hubness(torch.from_numpy(feats.global_), kind).numpy(), atol=1e-6)
     assert feats.index_vectors()[:, -1].tolist() == pytest.approx(feats.hub.tolist())
+
+
+def test_the_heatmap_windows_leave_the_hubness_out(runtime, monkeypatch):
+    """A window of the photo is not a search candidate: its hubness is an offset that does not depend on the text,
+    and would move the heat whatever the words."""
+    model = runtime.model
+    pixels = torch.rand(3, runtime.image_size, runtime.image_size, generator=torch.Generator().manual_seed(3))
+    text = runtime.encode_texts(["a red dog near a tree"])
+    maps = []
+    for weight in (0.0, 2.0):
+        monkeypatch.setattr(model, "fusion", replace(model.fusion, hub_weight=weight))
+        assert (runtime.encode_images(pixels[None]).hub != 0).any() == (weight > 0)
+        maps.append(runtime.region(text, pixels))
+    np.testing.assert_allclose(maps[0], maps[1], atol=1e-6)
