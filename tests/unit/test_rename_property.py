@@ -109,7 +109,7 @@ def same_results(a: dict, b: dict) -> bool:
     score divides by small spreads, which makes float32 rounding of the query's novelty visible)."""
     return a.keys() == b.keys() and all(
         [p for p, _ in a[q]] == [p for p, _ in b[q]]
-        and np.allclose([s for _, s in a[q]], [s for _, s in b[q]], rtol=1e-4) for q in a)
+        and np.allclose([s for _, s in a[q]], [s for _, s in b[q]], rtol=1e-4, atol=1e-4) for q in a)
 
 
 def snapshot(col: Collection) -> dict:
