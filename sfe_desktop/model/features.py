@@ -126,12 +126,13 @@ def candidate_hubness(model: SFEModel, vectors: np.ndarray, kind: str, wanted: b
 
 @torch.no_grad()
 def encode_images_lower(model: SFEModel, lower, batch_size: int = 256, enhanced: bool = True,
-                        concepts: torch.Tensor | None = None, logits: bool = False) -> ImageFeatures:
+                        concepts: torch.Tensor | None = None, logits: bool = False, hub: bool = True) -> ImageFeatures:
     """Step-1 features of images from the image tower's lower-layer output ``lower`` (N, C, h, w): vectors (N, d)
     float32, patch features (N, P, d) float16 and bridge vectors (N, r). With ``enhanced`` False: the base vectors
     (before the cross-modal cues) alone, patches empty (what the memory bank holds). ``concepts``: the model's
     concept embeddings when the caller keeps them (computed here otherwise). ``logits``: keep every patch's
-    ImageNet logits too (the class maps of explanations; a model with a bridge)."""
+    ImageNet logits too (the class maps of explanations; a model with a bridge). ``hub`` False: without their
+    hubness as candidates (photos that only query: it needs the caption bank, built once per process)."""
     concepts = model.concept_embeddings() if concepts is None else concepts
     vecs, patches, bridge, class_logits = [], [], [], []
     for a in range(0, len(lower), batch_size):
@@ -152,7 +153,7 @@ def encode_images_lower(model: SFEModel, lower, batch_size: int = 256, enhanced:
     grid = torch.cat(patches).numpy() if patches else np.zeros((len(out), 0, dim), np.float16)
     return ImageFeatures(out, grid, _bridge_out(bridge, model, enhanced),
                          torch.cat(class_logits).numpy() if class_logits else None,
-                         candidate_hubness(model, out, "image", enhanced))
+                         candidate_hubness(model, out, "image", enhanced and hub))
 
 
 @torch.no_grad()

@@ -3,7 +3,6 @@
 See docs/architecture.md for the contract (ImageFeatures, TextFeatures, Explanation)."""
 from __future__ import annotations
 
-from dataclasses import replace
 
 import logging
 import threading
@@ -12,7 +11,6 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..errors import Cancelled, CheckpointError, SFEError
 from ..settings import default_checkpoint, pick_device
@@ -94,11 +92,12 @@ class SFERuntime:
         return self.preprocess(load_image(path, min_side=self.image_size))
 
     @torch.no_grad()
-    def encode_images(self, batch: torch.Tensor, logits: bool = False) -> ImageFeatures:
+    def encode_images(self, batch: torch.Tensor, logits: bool = False, hub: bool = True) -> ImageFeatures:
         """Step-1 features of a batch of preprocessed images (B, 3, S, S); ``logits``: with every patch's
-        ImageNet logits (what an explanation's class maps need)."""
+        ImageNet logits (what an explanation's class maps need); ``hub`` False: without their hubness (photos
+        that are queries, not candidates)."""
         lower = self.model.image.lower(batch.to(self.device))
-        return encode_images_lower(self.model, lower, concepts=self._concepts, logits=logits)
+        return encode_images_lower(self.model, lower, concepts=self._concepts, logits=logits, hub=hub)
 
     def encode_texts(self, texts: Sequence[str], batch_size: int = 256, bridge: bool = True,
                      hub: bool = False) -> TextFeatures:
@@ -227,8 +226,7 @@ class SFERuntime:
         (:data:`~sfe_desktop.model.explain.WINDOWS`), each encoded on its own, spread over the grid cells. A
         window is not a search candidate: its score leaves out the hubness correction, a per-window offset that
         does not depend on the text (:class:`~sfe_desktop.model.fusion.Fusion`)."""
-        windows = self.encode_images(crop_windows(pixels))
-        scores = self.pair_scores(text, replace(windows, hub=None))
+        scores = self.pair_scores(text, self.encode_images(crop_windows(pixels), hub=False))
         return region_map(scores, window_coverage(self.grid))
 
     def explain(self, text: TextFeatures, image: ImageFeatures, photo: str | None = None,

@@ -9,6 +9,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict
+from dataclasses import replace
 from typing import Callable, TypeVar
 
 import numpy as np
@@ -86,7 +87,7 @@ class Searcher:
 
     def _encode_image(self, image: Image.Image) -> ImageFeatures:
         with torch.inference_mode():
-            return self.runtime.encode_images(self.runtime.preprocess(image)[None])
+            return self.runtime.encode_images(self.runtime.preprocess(image)[None], hub=False)
 
     def photo(self, photo) -> tuple[ImageFeatures, FileRow | None, str]:
         """(features of one photo, its catalog row or None, query label): stored when the photo is indexed and
@@ -179,6 +180,9 @@ class Searcher:
         query = self.runtime.query_vectors(feats, self.runtime.query_weights(feats, "image"), hub=False)
         hits = [(r, s) for r, s in self.state.nearest(query, top + 1) if own is None or r.id != own.id]
         ranked = rank_one(np.array([s for _, s in hits]), lambda c: np.zeros(0), 0, top)  # Step 1 only
+        # each result's cosine to the query photo: how alike the model finds them (the ranking fuses the bridge in)
+        stored = self.state.vectors([hits[i][0] for i in ranked.index])[:, :self.runtime.dim]
+        ranked = replace(ranked, step1=stored @ feats.global_[0])
         return self._photos(hits, ranked, IMAGE_TO_IMAGE, label)
 
     def search_image(self, photo, top: int, rerank_k: int | None) -> list[Result]:

@@ -60,6 +60,19 @@ def test_similar_inside_and_outside(col, photos, tmp_path):
     outside.write_bytes((photos / "p3.jpg").read_bytes())
     hits = col.similar(outside, top=1)
     assert hits[0].path == str(photos / "p3.jpg") and hits[0].score > 0.999
+    assert hits[0].step1 == pytest.approx(1.0, abs=1e-3)  # the copy: the model's cosine, as alike as can be
+
+
+def test_similar_photos_carry_the_models_cosine_beside_the_fused_ranking_score(col, photos):
+    """The ranking fuses the bridge in (in units of spreads); each result also carries the two photos' cosine, which
+    the app shows as how alike they are: the same the comparison panel gives."""
+    from sfe_desktop.qt.models.results_model import badge, match_line
+
+    hits = col.similar(photos / "p3.jpg", top=3)
+    assert [r.score for r in hits] == sorted((r.score for r in hits), reverse=True)
+    for r in hits:
+        assert r.step1 == pytest.approx(col.compare(r).cosine, abs=1e-4)
+        assert badge(r) == f"{max(r.step1, 0):.0%}" and match_line(r).startswith(f"{max(r.step1, 0):.0%} alike")
 
 
 def test_similar_photos_are_compared(col, photos, tmp_path):

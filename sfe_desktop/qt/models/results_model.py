@@ -9,7 +9,7 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelInde
 from PySide6.QtGui import QImage, QPixmap
 
 from ...search.browse import strength
-from ...search.types import FILE_TIME, LIBRARY, Result
+from ...search.types import FILE_TIME, IMAGE_TO_IMAGE, LIBRARY, Result
 from ..workers import QtThumbnailSignals, QtThumbnailWorker
 
 ResultRole = Qt.UserRole + 1
@@ -28,14 +28,19 @@ def result_title(result: Result) -> str:
 
 
 def badge(result: Result) -> str:
-    """The confidence as a percentage, or the score when the model gives no confidence; nothing in the library."""
+    """The confidence as a percentage, or the score when the model gives no confidence; for similar photos how alike
+    they are; nothing in the library."""
     if result.direction == LIBRARY:
         return ""
+    if result.direction == IMAGE_TO_IMAGE:  # how alike the two photos are: the model's cosine
+        return f"{max(result.step1, 0.0):.0%}"
     return f"{result.confidence:.0%}" if result.confidence is not None else f"{result.score:.2f}"
 
 
 def match_line(result: Result) -> str:
     """One line on how well ``result`` matches, the raw scores included (tooltips, the explanation's header)."""
+    if result.direction == IMAGE_TO_IMAGE:
+        return f"{max(result.step1, 0.0):.0%} alike (the model's cosine of the two photos; ranking score {result.score:.4f})"
     scores = f"score {result.score:.4f}, Step-1 cosine {result.step1:.4f}"
     if result.confidence is None:
         return f"{scores} (this model gives no confidence)"
