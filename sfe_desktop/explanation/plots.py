@@ -8,6 +8,7 @@ crashed CPython ("none_dealloc").
 """
 from __future__ import annotations
 
+import itertools
 import textwrap
 import threading
 from contextlib import contextmanager
@@ -105,6 +106,26 @@ def draw_attention(fig: Figure, explanation: Explanation, image: np.ndarray | No
     _finish(fig, theme)
 
 
+MATRIX_SHARE = 0.34  # about the share of the Concepts figure's height that the matrix gets
+LABEL_PX = 12        # the least height of a matrix row (or width of a column) whose 8-point label reads
+
+
+def matrix_concepts(concepts: Concepts, fit: int) -> list[int]:
+    """Positions in ``concepts.names`` of at most ``fit`` (at least 4) concepts for the matrix, in their order: the
+    most fired of the text's and the photo's in turn."""
+    if len(concepts.names) <= max(fit, 4):
+        return list(range(len(concepts.names)))
+    where = {n: i for i, n in enumerate(concepts.names)}
+    sides = [[where[c.name] for c in sorted(fired, key=lambda c: -float(c.weight)) if c.name in where]
+             for fired in (concepts.text, concepts.image)]
+    keep: list[int] = []
+    for pair in itertools.zip_longest(*sides):
+        for i in pair:
+            if i is not None and i not in keep and len(keep) < max(fit, 4):
+                keep.append(i)
+    return sorted(keep)
+
+
 def draw_concepts(fig: Figure, concepts: Concepts, theme: dict = LIGHT) -> None:
     """Co-occurrence matrix of the fired concepts (labelled heatmap) beside bar lists of what fired."""
     names = list(concepts.names)
@@ -115,6 +136,11 @@ def draw_concepts(fig: Figure, concepts: Concepts, theme: dict = LIGHT) -> None:
     grid = fig.add_gridspec(2, 2, height_ratios=[3, 2])
     ax = fig.add_subplot(grid[0, :])
     mat = np.asarray(concepts.cooccurrence, dtype=np.float32).reshape(len(names), len(names))
+    keep = matrix_concepts(concepts, int(fig.get_size_inches()[1] * fig.dpi * MATRIX_SHARE // LABEL_PX))
+    title = "How often two concepts are named in one training caption"
+    if len(keep) < len(names):  # the labels would overlap: the most fired of each side
+        title += f" (the {len(keep)} most fired of {len(names)})"
+    names, mat = [names[i] for i in keep], mat[np.ix_(keep, keep)]
     im = ax.imshow(mat, cmap="viridis")
     ax.set_xticks(range(len(names)), [textwrap.shorten(n, 14, placeholder="…") for n in names],
                   rotation=45, ha="right", fontsize=8)
@@ -124,7 +150,7 @@ def draw_concepts(fig: Figure, concepts: Concepts, theme: dict = LIGHT) -> None:
         for (i, j), v in np.ndenumerate(mat):
             ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
                     color="black" if v > cut else "white")
-    _figure_title(fig, "How often two concepts are named in one training caption", 9, theme)
+    _figure_title(fig, title, 9, theme)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
     for row, (fired, title, colour) in enumerate([(concepts.text, "Fired for the text", KIND_STYLE["text"][0]),
                                                    (concepts.image, "Fired for the photo", KIND_STYLE["image"][0])]):

@@ -152,3 +152,21 @@ def test_every_text_of_the_concepts_figure_fits_a_narrow_pane():
         for t in texts:
             box = t.get_window_extent(renderer)
             assert box.x0 >= -1 and box.x1 <= width + 1, (width, t.get_text(), box)
+
+
+def test_the_concepts_matrix_keeps_the_most_fired_concepts_that_its_labels_have_room_for():
+    """At 1000x700 the pane gave 15 matrix labels about 8 px each, and they overlapped: a short figure keeps the most
+    fired of each side in turn, and its title says so; a tall one keeps them all."""
+    text = [Concept(f"t{i}", 0.3 - 0.02 * i) for i in range(8)]
+    image = [Concept(f"i{i}", 0.3 - 0.02 * i) for i in range(7)]
+    names = [c.name for c in text + image]
+    concepts = Concepts(image, text, names, np.ones((15, 15), np.float32) - np.eye(15, dtype=np.float32))
+    assert plots.matrix_concepts(concepts, 100) == list(range(15))
+    assert [names[i] for i in plots.matrix_concepts(concepts, 5)] == ["t0", "t1", "t2", "i0", "i1"]
+    for height, shown in ((300, 300 * plots.MATRIX_SHARE // plots.LABEL_PX), (1000, 15)):
+        r = plots.render_concepts(concepts, plots.LIGHT, 500, height)
+        matrix = r.figure.axes[0]
+        labels = [t.get_text() for t in matrix.get_yticklabels()]
+        assert len(labels) == shown and labels[0] == "t0"
+        title = " ".join(t.get_text() for t in r.figure.texts).replace("\n", " ")
+        assert (f"the {int(shown)} most fired of 15" in title) == (shown < 15)
