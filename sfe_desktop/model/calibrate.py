@@ -33,15 +33,23 @@ def _pairs_sample(n_rows: int, n_cols: int, size: int, rng: np.random.Generator)
 
 
 HUB_WEIGHTS = tuple(np.round(np.arange(0.0, 2.01, 0.25), 2))  # the hub weights calibration chooses from
+# candidates less hubby than this percentile of the val candidates count as this percentile's (Fusion.clip_hubness):
+# chosen on pictures unlike Flickr8k (README); costs about 1 Step-1 rSum on val against no floor
+HUB_FLOOR_PERCENTILE = 10.0
 
 
-def fit_hub_weight(model: SFEModel, fusion: Fusion, images: ImageFeatures, texts: TextFeatures, cap_img) -> float:
-    """The weight of the candidates' hubness (:class:`Fusion`) that gives the best Step-1 rSum on a val split,
-    both ways, searched as :class:`~sfe_desktop.model.ranking.FusedScoring` searches (the smallest on ties)."""
+def fit_hubness(model: SFEModel, fusion: Fusion, images: ImageFeatures, texts: TextFeatures, cap_img) -> Fusion:
+    """``fusion`` with the hubness floors (:data:`HUB_FLOOR_PERCENTILE` of the val candidates') and the hub weight
+    that gives the best Step-1 rSum on a val split, both ways, searched as
+    :class:`~sfe_desktop.model.ranking.FusedScoring` searches (the smallest on ties)."""
     from .ranking import FusedScoring
 
-    images = replace(images, hub=model.hubness(torch.from_numpy(images.global_), "image").numpy())
-    texts = replace(texts, hub=model.hubness(torch.from_numpy(texts.global_), "text").numpy())
+    hubs = {kind: model.hubness(torch.from_numpy(feats.global_), kind).numpy()
+            for kind, feats in (("image", images), ("text", texts))}
+    fusion = replace(fusion, hub_floor_image=float(np.percentile(hubs["image"], HUB_FLOOR_PERCENTILE)),
+                     hub_floor_text=float(np.percentile(hubs["text"], HUB_FLOOR_PERCENTILE)))
+    images = replace(images, hub=fusion.clip_hubness(hubs["image"], "image"))
+    texts = replace(texts, hub=fusion.clip_hubness(hubs["text"], "text"))
     cap_img = np.asarray(cap_img)
     saved, best = model.fusion, (-1.0, 0.0)
     try:
@@ -52,13 +60,14 @@ def fit_hub_weight(model: SFEModel, fusion: Fusion, images: ImageFeatures, texts
             best = max(best, (rsum, -float(weight)))
     finally:
         model.fusion = saved
-    return -best[1]
+    return replace(fusion, hub_weight=-best[1])
 
 
 def fit_fusion(model: SFEModel, images: ImageFeatures, texts: TextFeatures, sample: int = 20_000,
                seed: int = 0, cap_img=None) -> Fusion:
     """Spreads of the three scores over random in-domain pairs and the novelty thresholds, from a val split;
-    with ``cap_img`` (caption ``j`` describes image ``cap_img[j]``) also the hub weight (:func:`fit_hub_weight`)."""
+    with ``cap_img`` (caption ``j`` describes image ``cap_img[j]``) also the hubness floors and weight
+    (:func:`fit_hubness`)."""
     rng = np.random.default_rng(seed)
     i, t = _pairs_sample(len(images), len(texts), sample, rng)
     s1 = (images.global_[i] * texts.global_[t]).sum(1)
@@ -74,7 +83,7 @@ def fit_fusion(model: SFEModel, images: ImageFeatures, texts: TextFeatures, samp
                     novelty_text=float(np.percentile(near_txt, NOVELTY_PERCENTILE)))
     if cap_img is None:
         return fusion
-    return replace(fusion, hub_weight=fit_hub_weight(model, fusion, images, texts, cap_img))
+    return fit_hubness(model, fusion, images, texts, cap_img)
 
 
 @torch.enable_grad()  # callers may run under no_grad

@@ -115,13 +115,14 @@ def _bridge_out(parts: list, model: SFEModel, wanted: bool) -> np.ndarray | None
 
 
 def candidate_hubness(model: SFEModel, vectors: np.ndarray, kind: str, wanted: bool = True) -> np.ndarray | None:
-    """(B,) float32 hubness of Step-1 ``vectors`` of ``kind`` as search candidates, for a model whose index vectors
-    carry it (one with a bridge; None otherwise); zeros while its fusion does not use it."""
+    """(B,) float32 hubness of Step-1 ``vectors`` of ``kind`` as search candidates (clipped at the fusion's floor),
+    for a model whose index vectors carry it (one with a bridge; None otherwise); zeros while its fusion does not
+    use it."""
     if not (wanted and model.cfg.bridge_dim):
         return None
     if model.fusion is None or not model.fusion.hub_weight:
         return np.zeros(len(vectors), np.float32)
-    return model.hubness(torch.from_numpy(vectors), kind).numpy().astype(np.float32)
+    return model.fusion.clip_hubness(model.hubness(torch.from_numpy(vectors), kind).numpy(), kind)
 
 
 @torch.no_grad()

@@ -13,6 +13,11 @@ softly, to the training captions when it is a photo, to the training photos when
 the Step-1 spread: querybank normalisation (Bogolin et al., CVPR 2022) with the training memory as the bank. The
 weight fades as the query grows novel (the bank is the training domain's). The hubness is a property of the
 candidate alone, so the index stores it as one more column of its vector.
+
+A photo unlike every training caption (a texture, a cat close up) is an *anti-hub*: its hubness is low, so the
+correction, which lowers every other photo more, would lift it above the in-domain photos and make it look like a
+match. The hubness is therefore clipped from below at a low percentile of the validation candidates'
+(``hub_floor_*``): below that, every candidate loses the same.
 """
 from __future__ import annotations
 
@@ -56,6 +61,13 @@ class Fusion(_Numbers):
     floor: float = 0.1
     gain: float = 3.0
     hub_weight: float = 0.0  # how much of a candidate's hubness its Step-1 score loses (0: none, older checkpoints)
+    hub_floor_image: float = -1.0  # the least hubness a photo candidate counts with (-1: no floor, older checkpoints)
+    hub_floor_text: float = -1.0   # the same for a caption candidate
+
+    def clip_hubness(self, hubness, kind: str) -> np.ndarray:
+        """Candidates' hubness of ``kind`` ("image" or "text") as scores count it: at least the floor."""
+        floor = self.hub_floor_image if kind == "image" else self.hub_floor_text
+        return np.maximum(np.asarray(hubness, np.float32), np.float32(floor))
 
     def novelty(self, nearest: np.ndarray, kind: str) -> np.ndarray:
         """0 (in-domain) .. 1 (novel) from the cosine of items to their nearest training-memory item."""

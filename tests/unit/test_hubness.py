@@ -9,7 +9,7 @@ import pytest
 import torch
 from collection_fixtures import data_dir, runtime  # noqa: F401
 
-from sfe_desktop.model.calibrate import HUB_WEIGHTS, fit_hub_weight
+from sfe_desktop.model.calibrate import HUB_FLOOR_PERCENTILE, HUB_WEIGHTS, fit_hubness
 from sfe_desktop.model.features import ImageFeatures, TextFeatures, index_vectors, split_index_vectors
 from sfe_desktop.model.fusion import Fusion
 from sfe_desktop.model.metrics import recall
@@ -91,22 +91,42 @@ def test_the_hub_weight_pushes_a_hub_photo_down_and_calibration_finds_it(runtime
     hubs = {"image": images.hub, "text": texts.hub}
     monkeypatch.setattr(model, "hubness", lambda v, kind: torch.as_tensor(hubs[kind][:len(v)]))
     monkeypatch.setattr(model, "fusion", base)
-    weight = fit_hub_weight(model, base, images, texts, cap_img)
-    assert weight in HUB_WEIGHTS and weight > 0
+    fitted = fit_hubness(model, base, images, texts, cap_img)
+    assert fitted.hub_weight in HUB_WEIGHTS and fitted.hub_weight > 0
+    assert fitted.hub_floor_image == np.percentile(images.hub, HUB_FLOOR_PERCENTILE)
+    assert fitted.hub_floor_text == np.percentile(texts.hub, HUB_FLOOR_PERCENTILE)
     assert model.fusion is base  # calibration leaves the model's fusion as it found it
+
+
+def test_below_the_floor_every_candidate_counts_the_same_hubness():
+    """An anti-hub (a photo unlike every training caption) must not gain on the in-domain photos for being one."""
+    h = np.array([-0.2, 0.05, 0.1, 0.3], np.float32)
+    np.testing.assert_array_equal(Fusion().clip_hubness(h, "image"), h)  # older checkpoints: no floor
+    f = Fusion(hub_floor_image=0.1, hub_floor_text=0.0)
+    np.testing.assert_allclose(f.clip_hubness(h, "image"), [0.1, 0.1, 0.1, 0.3])
+    np.testing.assert_allclose(f.clip_hubness(h, "text"), [0.0, 0.05, 0.1, 0.3])
 
 
 @pytest.mark.parametrize("kind", ["image", "text"])
 def test_encoded_candidates_carry_their_hubness_when_the_fusion_uses_it(runtime, monkeypatch, kind):
     model = runtime.model
-    monkeypatch.setattr(model, "fusion", replace(model.fusion, hub_weight=1.0))
+    monkeypatch.setattr(model, "fusion", replace(model.fusion, hub_weight=1.0, hub_floor_image=-1.0, hub_floor_text=-1.0))
     if kind == "image":
-        feats = runtime.encode_images(torch.rand(2, 3, runtime.image_size, runtime.image_size))
+        pixels = torch.rand(2, 3, runtime.image_size, runtime.image_size, generator=torch.Generator().manual_seed(4))
+        feats = runtime.encode_images(pixels)
+        assert runtime.encode_images(pixels, hub=False).hub is None  # a query photo needs none
     else:
         feats = runtime.encode_texts(["a red dog", "a blue car"], hub=True)
         assert runtime.encode_texts(["a red dog"]).hub is None  # a query text needs none
-    np.testing.assert_allclose(feats.hub, model.hubness(torch.from_numpy(feats.global_), kind).numpy(), atol=1e-6)
+    raw = model.hubness(torch.from_numpy(feats.global_), kind).numpy()
+    np.testing.assert_allclose(feats.hub, raw, atol=1e-6)
     assert feats.index_vectors()[:, -1].tolist() == pytest.approx(feats.hub.tolist())
+    floor = float(raw.mean())  # between the two: the lower one counts as the floor
+    monkeypatch.setattr(model, "fusion", replace(model.fusion, hub_weight=1.0, **{f"hub_floor_{kind}": floor}))
+    again = runtime.encode_images(pixels) if kind == "image" else runtime.encode_texts(["a red dog", "a blue car"],
+                                                                                         hub=True)
+    np.testing.assert_allclose(again.hub, np.maximum(raw, floor), atol=1e-6)
+    assert (again.hub == np.float32(floor)).sum() == 1
 
 
 def test_the_heatmap_windows_leave_the_hubness_out(runtime, monkeypatch):
