@@ -50,6 +50,10 @@ def fit_hubness(model: SFEModel, fusion: Fusion, images: ImageFeatures, texts: T
                      hub_floor_text=float(np.percentile(hubs["text"], HUB_FLOOR_PERCENTILE)))
     images = replace(images, hub=fusion.clip_hubness(hubs["image"], "image"))
     texts = replace(texts, hub=fusion.clip_hubness(hubs["text"], "text"))
+    fusion = replace(fusion, null_hub_image=float(np.mean(images.hub) / fusion.sigma_step1),
+                     null_hub_text=float(np.mean(texts.hub) / fusion.sigma_step1),
+                     null_hub_sd_image=float(np.std(images.hub) / fusion.sigma_step1),
+                     null_hub_sd_text=float(np.std(texts.hub) / fusion.sigma_step1))
     cap_img = np.asarray(cap_img)
     saved, best = model.fusion, (-1.0, 0.0)
     try:
@@ -80,7 +84,9 @@ def fit_fusion(model: SFEModel, images: ImageFeatures, texts: TextFeatures, samp
     near_txt = nearest_cosine(texts.global_, model.mem_txt)
     fusion = Fusion(sigma_step1=float(np.std(s1)), sigma_step2=float(np.std(s2)), sigma_bridge=float(np.std(sb)),
                     novelty_image=float(np.percentile(near_img, NOVELTY_PERCENTILE)),
-                    novelty_text=float(np.percentile(near_txt, NOVELTY_PERCENTILE)))
+                    novelty_text=float(np.percentile(near_txt, NOVELTY_PERCENTILE)),
+                    null_pairs=float(sample), null_step1=float(np.mean(s1) / np.std(s1)),
+                    null_bridge=float(np.mean(sb) / np.std(sb)), null_rho=float(np.corrcoef(s1, sb)[0, 1]))
     if cap_img is None:
         return fusion
     return fit_hubness(model, fusion, images, texts, cap_img)
@@ -112,7 +118,7 @@ def _logistic(x: np.ndarray, y: np.ndarray, steps: int = 500, lr: float = 0.1) -
 def confidence_samples(model: SFEModel, images: ImageFeatures, texts: TextFeatures, cap_img,
                        encode_texts: Callable[[list[str]], TextFeatures], n_nonsense: int = 500,
                        seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(features (n, 2): fused Step-1 score and query familiarity, labels (n,), nonsense (n,) bool) of true
+    """(features (n, 2): fused Step-1 score (standardised) and query familiarity, labels (n,), nonsense (n,) bool) of true
     pairs, random pairs and nonsense queries against their best photo, for fitting and measuring
     :class:`Confidence`."""
     fusion = model.fusion or Fusion()
@@ -126,7 +132,7 @@ def confidence_samples(model: SFEModel, images: ImageFeatures, texts: TextFeatur
         w = fusion.query_weights(near, "text", near_img) if tx.bridge is not None else np.zeros(len(tx))
         full = fusion.step1(tx, images, w)
         s = full.max(1) if rows is None else full[np.arange(len(tx)), rows]
-        return s, near
+        return fusion.standardise(s, w, "image"), near
 
     pos = scored(texts, cap_img)
     neg = scored(texts, (cap_img + rng.integers(1, len(images), size=len(cap_img))) % len(images))

@@ -63,6 +63,17 @@ class Fusion(_Numbers):
     hub_weight: float = 0.0  # how much of a candidate's hubness its Step-1 score loses (0: none, older checkpoints)
     hub_floor_image: float = -1.0  # the least hubness a photo candidate counts with (-1: no floor, older checkpoints)
     hub_floor_text: float = -1.0   # the same for a caption candidate
+    # random in-domain pairs, for standardise(): the means of the Step-1 cosine and the bridge's cosine (each in
+    # units of its spread), their correlation, and the mean and spread of photo and caption candidates' hubness
+    # (units of sigma_step1); null_pairs 0: not fitted (older checkpoints), scores are not standardised
+    null_pairs: float = 0.0
+    null_step1: float = 0.0
+    null_bridge: float = 0.0
+    null_rho: float = 0.0
+    null_hub_image: float = 0.0
+    null_hub_text: float = 0.0
+    null_hub_sd_image: float = 0.0
+    null_hub_sd_text: float = 0.0
 
     def clip_hubness(self, hubness, kind: str) -> np.ndarray:
         """Candidates' hubness of ``kind`` ("image" or "text") as scores count it: at least the floor."""
@@ -109,6 +120,21 @@ class Fusion(_Numbers):
         h = (-self.hub_weights(w) / self.sigma_step1 if hub else np.zeros_like(w)).astype(np.float32)
         return np.concatenate([g, w * np.asarray(bridge, np.float32) / np.float32(self.sigma_bridge), h], 1)
 
+    def standardise(self, scores, weights, kind: str) -> np.ndarray:
+        """Fused scores of queries with bridge weights ``weights`` (broadcast against ``scores``) against
+        candidates of ``kind``, as standard scores against random in-domain pairs searched with the same weight:
+        a novel query's bridge weight (up to ``floor + gain``) spreads its scores wider, and a confidence read
+        from the raw score would call most of its results sure matches. Unchanged where not fitted."""
+        scores = np.asarray(scores, np.float64)
+        if not self.null_pairs:
+            return scores
+        w = np.asarray(weights, np.float64)
+        hub, hub_sd = ((self.null_hub_image, self.null_hub_sd_image) if kind == "image"
+                       else (self.null_hub_text, self.null_hub_sd_text))
+        alpha = self.hub_weights(w)
+        mean = self.null_step1 + w * self.null_bridge - alpha * hub
+        return (scores - mean) / np.sqrt(1.0 + w * w + 2.0 * w * self.null_rho + (alpha * hub_sd) ** 2)
+
     def step1(self, queries, candidates, weights) -> np.ndarray:
         """(Q, N) fused Step-1 scores of encoded ``queries`` against encoded ``candidates`` (image or text
         features), as the vector index computes them for a search."""
@@ -141,7 +167,7 @@ def nearest_cosine(vectors: np.ndarray, memory: torch.Tensor, chunk: int = 4096)
 @dataclass(frozen=True)
 class Confidence(_Numbers):
     """P(true match) = sigmoid(a * score + c) * sigmoid(b * familiarity + d): ``score`` the pair's fused Step-1
-    score (does the photo fit the text?), ``familiarity`` the query text's cosine to its nearest training caption
+    score as a standard score (:meth:`Fusion.standardise`; does the photo fit the text?), ``familiarity`` the query text's cosine to its nearest training caption
     (is the text a description at all? a string of nonsense has none near, yet its best photo can score high).
     ``a`` and ``b`` are kept non-negative, so the confidence rises with the score."""
 

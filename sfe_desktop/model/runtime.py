@@ -140,11 +140,15 @@ class SFERuntime:
             return step2
         return self.fusion.step2(step2, candidates_bridge @ query_bridge, weight, candidates_hub)
 
-    def confidence(self, step1: np.ndarray, familiarity: np.ndarray | float) -> np.ndarray | None:
-        """P(true match) of pairs with fused Step-1 scores ``step1`` whose text has cosine ``familiarity`` to its
-        nearest training caption; None when the checkpoint has no calibration."""
+    def confidence(self, step1: np.ndarray, familiarity: np.ndarray | float, weight: float,
+                   kind: str = "image") -> np.ndarray | None:
+        """P(true match) of pairs with fused Step-1 scores ``step1`` of a query with bridge weight ``weight`` against
+        candidates of ``kind``, whose text has cosine ``familiarity`` to its nearest training caption; None when the
+        checkpoint has no calibration."""
         if self.model.confidence is None:
             return None
+        if self.fusion is not None:
+            step1 = self.fusion.standardise(step1, weight, kind)
         return self.model.confidence(step1, familiarity)
 
     def pair_confidence(self, text: TextFeatures, image: ImageFeatures) -> float | None:
@@ -152,7 +156,7 @@ class SFERuntime:
         a calibration."""
         w = self.query_weights(text[0], "text")
         score = self.query_vectors(text[0], w)[0] @ image[0].index_vectors()[0]
-        conf = self.confidence(np.array([score]), self.nearest_memory(text.global_[:1], "text"))
+        conf = self.confidence(np.array([score]), self.nearest_memory(text.global_[:1], "text"), float(w[0]))
         return None if conf is None else float(conf[0])
 
     # ------------------------------------------------------------------ Step 2
