@@ -177,13 +177,12 @@ class Searcher:
         _check_top(top)
         self.state.check()
         feats, own, label = self.photo(photo)
-        query = self.runtime.query_vectors(feats, self.runtime.query_weights(feats, "image"), hub=False)
+        # by the model's own cosine (bridge weight 0, no hubness): the figure the app shows as how alike they are
+        query = self.runtime.query_vectors(feats, np.zeros(1), hub=False)
         hits = [(r, s) for r, s in self.state.nearest(query, top + 1) if own is None or r.id != own.id]
         ranked = rank_one(np.array([s for _, s in hits]), lambda c: np.zeros(0), 0, top)  # Step 1 only
-        # each result's cosine to the query photo: how alike the model finds them (the ranking fuses the bridge in)
-        stored = self.state.vectors([hits[i][0] for i in ranked.index])[:, :self.runtime.dim]
-        ranked = replace(ranked, step1=stored @ feats.global_[0])
-        return self._photos(hits, ranked, IMAGE_TO_IMAGE, label)
+        spread = self.runtime.fusion.sigma_step1 if self.runtime.fusion is not None else 1.0
+        return self._photos(hits, replace(ranked, step1=ranked.step1 * spread), IMAGE_TO_IMAGE, label)
 
     def search_image(self, photo, top: int, rerank_k: int | None) -> list[Result]:
         _check_top(top, rerank_k)

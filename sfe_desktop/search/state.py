@@ -484,20 +484,10 @@ class IndexState:
 
     def features(self, rows: list[FileRow]) -> ImageFeatures:
         """Stored Step-1 vectors and patch features of indexed files."""
-        return self._read(rows, patches=True)
-
-    def vectors(self, rows: list[FileRow]) -> np.ndarray:
-        """(len(rows), vector_dim) stored index vectors of indexed files (:func:`split_index_vectors`)."""
-        return self._read(rows, patches=False)
-
-    def _read(self, rows: list[FileRow], patches: bool):
         vec = np.asarray([r.vec_row for r in rows], dtype=np.int64)
         with self.lock:  # not during a reset (re-encode), which empties the row files
             try:
-                stored = self.store.read_globals(vec)
-                if not patches:
-                    return stored
-                g, bridge, hub = split_index_vectors(stored, self.format.dim)
+                g, bridge, hub = split_index_vectors(self.store.read_globals(vec), self.format.dim)
                 return ImageFeatures(g, self.store.read_patches(vec), bridge, hub=hub)
             except IndexError as exc:  # the rows were dropped by a reset after they were looked up
                 raise SFEError("the index was reset while searching; search again") from exc

@@ -16,7 +16,8 @@ EXIF, FILE_TIME = "exif", "file"  # where a photo's ``date_taken`` comes from
 @dataclass
 class Result:
     """One hit, ranked from 1. ``score`` is the final (Step-2 when re-ranked) score, ``step1`` the
-    Step-1 score (for similar photos: the model's cosine of the two photos, how alike they are). Image hits have ``path`` (absolute), caption hits have ``caption``. ``confidence`` is the
+    Step-1 score (for similar photos: the model's cosine of the two photos, how alike they are, by which they are
+    ranked). Image hits have ``path`` (absolute), caption hits have ``caption``. ``confidence`` is the
     calibrated probability that the hit is a true match (None when the checkpoint has no calibration).
     ``date_taken`` (ISO 8601, local time) comes from ``date_source``: the photo's EXIF (:data:`EXIF`) or, without
     one, its file's modification time (:data:`FILE_TIME`)."""
