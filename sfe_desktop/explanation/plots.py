@@ -108,6 +108,7 @@ def draw_attention(fig: Figure, explanation: Explanation, image: np.ndarray | No
 
 MATRIX_SHARE = 0.34  # about the share of the Concepts figure's height that the matrix gets
 LABEL_PX = 12        # the least height of a matrix row (or width of a column) whose 8-point label reads
+VALUE_PX = 30        # the least size of a matrix cell that has room for its value ("0.01" at 7 points)
 
 
 def matrix_concepts(concepts: Concepts, fit: int) -> list[int]:
@@ -136,7 +137,8 @@ def draw_concepts(fig: Figure, concepts: Concepts, theme: dict = LIGHT) -> None:
     grid = fig.add_gridspec(2, 2, height_ratios=[3, 2])
     ax = fig.add_subplot(grid[0, :])
     mat = np.asarray(concepts.cooccurrence, dtype=np.float32).reshape(len(names), len(names))
-    keep = matrix_concepts(concepts, int(fig.get_size_inches()[1] * fig.dpi * MATRIX_SHARE // LABEL_PX))
+    matrix_px = fig.get_size_inches()[1] * fig.dpi * MATRIX_SHARE
+    keep = matrix_concepts(concepts, int(matrix_px // LABEL_PX))
     title = "How often two concepts are named in one training caption"
     if len(keep) < len(names):  # the labels would overlap: the most fired of each side
         title += f" (the {len(keep)} most fired of {len(names)})"
@@ -145,7 +147,7 @@ def draw_concepts(fig: Figure, concepts: Concepts, theme: dict = LIGHT) -> None:
     ax.set_xticks(range(len(names)), [textwrap.shorten(n, 14, placeholder="…") for n in names],
                   rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(len(names)), [textwrap.shorten(n, 18, placeholder="…") for n in names], fontsize=8)
-    if len(names) <= 10:
+    if len(names) * VALUE_PX <= matrix_px:  # the values in the cells, where they have room
         cut = float(mat.max()) * 0.6 if mat.size else 0.0
         for (i, j), v in np.ndenumerate(mat):
             ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,

@@ -170,3 +170,6 @@ def test_the_concepts_matrix_keeps_the_most_fired_concepts_that_its_labels_have_
         assert len(labels) == shown and labels[0] == "t0"
         title = " ".join(t.get_text() for t in r.figure.texts).replace("\n", " ")
         assert (f"the {int(shown)} most fired of 15" in title) == (shown < 15)
+        assert not matrix.texts  # no room in the cells for their values (they overprinted each other)
+    few = Concepts(image[:2], text[:2], ["t0", "t1", "i0", "i1"], np.ones((4, 4), np.float32))
+    assert len(plots.render_concepts(few, plots.LIGHT, 500, 1000).figure.axes[0].texts) == 16  # room for the values
