@@ -3,7 +3,6 @@
 See docs/architecture.md for the contract (ImageFeatures, TextFeatures, Explanation)."""
 from __future__ import annotations
 
-
 import logging
 import threading
 from pathlib import Path
