@@ -398,6 +398,31 @@ def _shown(path) -> str:
     return repr(bytes(path).decode("utf-8", "backslashreplace") if isinstance(path, bytes) else path)
 
 
+REENCODE_HINT = "re-encode it: sfe-desktop index DIR --reencode"
+
+
+def other_checkpoint(index_dir: Path, built_with: str, checkpoint_id: str) -> str | None:
+    """Why an index built with checkpoint ``built_with`` cannot be searched with ``checkpoint_id`` (None: it can)."""
+    if not built_with or built_with == checkpoint_id:
+        return None
+    return (f"the index in {index_dir} was built with checkpoint {built_with[:12]}, not {checkpoint_id[:12]}: "
+            f"{REENCODE_HINT}")
+
+
+def built_with(path: str | Path) -> str | None:
+    """The checkpoint id the catalog at ``path`` was built with, read without writing anything; None when it
+    has none or cannot be read (opening it properly will say why)."""
+    try:
+        conn = _connect_read_only(Path(path))
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'checkpoint_id'").fetchone()
+        finally:
+            conn.close()
+    except (sqlite3.Error, IndexStateError, OSError):
+        return None
+    return row[0] if row else None
+
+
 def _connect_read_only(path: Path) -> sqlite3.Connection:
     """A connection that writes nothing: ``mode=ro``, else (a WAL catalog in a folder where SQLite cannot create its
     shared-memory file) ``immutable=1``, which is right for a folder nobody can write."""

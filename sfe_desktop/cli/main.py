@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from .. import __version__
 from ..data import strict_json
@@ -40,15 +41,21 @@ def _folder(path: str) -> str:
     return full
 
 
-def _collection(args, indexed: bool = True):
+def _collection(args, indexed: bool = True, searched: bool = True):
     """Open the collection of ``args.dir``. ``indexed``: the folder must have been indexed already (searches,
-    export, info); otherwise say so and create nothing. A damaged index that was moved aside is noted on stderr."""
+    export, info); otherwise say so and create nothing; ``searched`` too: it must have been indexed with the
+    checkpoint given (said before the model loads; ``info`` reports it instead). A damaged index that was moved
+    aside is noted on stderr."""
     folder = _folder(args.dir)
     if indexed:
-        from ..settings import existing_index_dir
+        from ..settings import CATALOG_FILE, default_checkpoint, existing_index_dir
 
-        if existing_index_dir(folder, args.index_dir) is None:
+        index_dir = existing_index_dir(folder, args.index_dir)
+        if index_dir is None:
             raise SFEError(f"{show(args.dir)} is not indexed yet; index it first: sfe-desktop index {show(args.dir)}")
+        if searched:
+            _check_checkpoint(index_dir, Path(args.checkpoint) if args.checkpoint else default_checkpoint(),
+                              CATALOG_FILE)
     from ..model.runtime import SFERuntime
     from ..search import Collection
 
@@ -57,6 +64,20 @@ def _collection(args, indexed: bool = True):
     if col.notice:
         print(f"note: {show(col.notice)}", file=sys.stderr)
     return col
+
+
+def _check_checkpoint(index_dir: Path, checkpoint: Path, catalog_file: str) -> None:
+    """An index built with another checkpoint cannot be searched: say so before the model (and torch) load."""
+    from ..catalog.db import built_with, other_checkpoint
+    from ..model.layout import checkpoint_id
+
+    try:
+        wanted = checkpoint_id(checkpoint)
+    except OSError:
+        return  # loading the checkpoint will say what is wrong with it
+    reason = other_checkpoint(index_dir, built_with(index_dir / catalog_file), wanted)
+    if reason:
+        raise SFEError(reason)
 
 
 def _print_results(results, as_json: bool) -> None:
@@ -157,8 +178,6 @@ def cmd_search(args) -> int:
 
 
 def cmd_explain(args) -> int:
-    from pathlib import Path
-
     if args.pairs is not None or (args.dir is not None and Path(args.dir).is_file()):  # pairs without an index
         from . import explain
 
@@ -193,7 +212,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_info(args) -> int:
-    with _collection(args) as col:
+    with _collection(args, searched=False) as col:
         info = col.info()
     if args.json:
         print(strict_json.dumps(info, indent=1))

@@ -12,7 +12,6 @@ current layout. The checkpoint id (what an index records) hashes every file of t
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Callable
@@ -30,9 +29,7 @@ from .sfe import CORPUS_BUFFERS, SFEModel
 
 FORMAT = "sfe-desktop-checkpoint"
 FORMAT_VERSION = 2
-CONFIG_FILE = "config.json"
-CORPUS_FILE = "corpus.json"
-WEIGHTS_FILE = "model.safetensors"
+from .layout import CONFIG_FILE, CORPUS_FILE, WEIGHTS_FILE, checkpoint_id  # noqa: F401 (re-exported)
 # Tensors that later versions added with an initial value that leaves an older model's behaviour unchanged
 # (the re-ranker's word weights start uniform): an older checkpoint without them loads with that value.
 ADDED_LATER = ("reranker.word_score.",)
@@ -109,21 +106,6 @@ def save_checkpoint(model: SFEModel, directory: str | Path, meta: dict, corpus: 
     for part, target in parts:
         os.replace(part, target)
     return directory
-
-
-def _layout_files(directory: Path) -> list[str]:
-    return [n for n in (CONFIG_FILE, CORPUS_FILE, WEIGHTS_FILE) if (directory / n).is_file()]
-
-
-def checkpoint_id(directory: str | Path) -> str:
-    """Content hash of the checkpoint's files (those of its layout that exist)."""
-    directory = Path(directory)
-    h = hashlib.sha256()
-    for name in _layout_files(directory):
-        with open(directory / name, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()[:16]
 
 
 def _read_json(path: Path, what: str) -> dict:

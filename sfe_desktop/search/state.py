@@ -46,7 +46,7 @@ import numpy as np
 
 from .. import settings
 from ..catalog import Catalog, FileRow
-from ..catalog.db import ID_HASH_MOD, OK
+from ..catalog.db import ID_HASH_MOD, OK, REENCODE_HINT, other_checkpoint
 from ..errors import IndexDamagedError, IndexStateError, SFEError
 from ..index import ThumbnailCache, VectorIndex, VectorStore
 from ..index.vectors import kind_for as vectors_kind_for
@@ -125,7 +125,6 @@ class IndexState:
         self.read_only = catalog.read_only
         self._catalog_id = _file_id(catalog.path)
         self._dirty = False
-        self.stale: str | None = None
         try:
             size = os.path.getsize(catalog.path)
         except OSError:
@@ -136,13 +135,10 @@ class IndexState:
         meta, digest = catalog.snapshot_digest()  # not every (id, row) pair: a second at a million photos
         fmt, index_dir = self.format, self.index_dir
         built_with = meta.get("checkpoint_id")
-        how = "re-encode it: sfe-desktop index DIR --reencode"
-        if built_with and built_with != fmt.checkpoint_id:
-            self.stale = (f"the index in {index_dir} was built with checkpoint {built_with[:12]}, not "
-                          f"{fmt.checkpoint_id[:12]}: {how}")
-        elif built_with and (meta.get("dim") != str(fmt.dim) or meta.get("grid") != fmt.grid_text
-                             or meta.get("vector_dim", meta.get("dim")) != str(fmt.vector_dim)):
-            self.stale = f"the index in {index_dir} has other feature sizes than this model: {how}"
+        self.stale = other_checkpoint(index_dir, built_with, fmt.checkpoint_id)
+        if not self.stale and built_with and (meta.get("dim") != str(fmt.dim) or meta.get("grid") != fmt.grid_text
+                                              or meta.get("vector_dim", meta.get("dim")) != str(fmt.vector_dim)):
+            self.stale = f"the index in {index_dir} has other feature sizes than this model: {REENCODE_HINT}"
         self._next_row = int(meta.get("next_row", 0))
         self.store = VectorStore(index_dir, fmt.dim, fmt.n_patches, fmt.vector_dim)
         self.vindex = VectorIndex(fmt.vector_dim)

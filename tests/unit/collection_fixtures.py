@@ -45,3 +45,12 @@ def photos(tmp_path):
     make_image(root / "trip" / "a.png", 10)
     make_image(root / "trip" / "b.webp", 11)
     return root
+
+
+def cli_uses(monkeypatch, runtime) -> None:
+    """The command line loads ``runtime`` whatever checkpoint it is given, and takes that checkpoint for the one
+    ``runtime`` was loaded from (its check of an index's checkpoint, made before the model loads)."""
+    from sfe_desktop.model.runtime import SFERuntime
+
+    monkeypatch.setattr(SFERuntime, "load", classmethod(lambda cls, checkpoint=None, device="auto": runtime))
+    monkeypatch.setattr("sfe_desktop.model.layout.checkpoint_id", lambda directory: runtime.checkpoint_id)

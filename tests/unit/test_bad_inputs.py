@@ -10,7 +10,7 @@ import stat
 
 import numpy as np
 import pytest
-from collection_fixtures import data_dir, make_image, photos, runtime  # noqa: F401
+from collection_fixtures import cli_uses, data_dir, make_image, photos, runtime  # noqa: F401
 from PIL import Image
 
 from sfe_desktop import cli
@@ -77,7 +77,7 @@ def test_a_permission_denied_file_is_retried_without_changing(photos, runtime, m
 
 
 def test_names_with_escape_sequences_are_printed_escaped(photos, runtime, monkeypatch, capsys):
-    monkeypatch.setattr(SFERuntime, "load", classmethod(lambda cls, checkpoint=None, device="auto": runtime))
+    cli_uses(monkeypatch, runtime)
     evil = "red\x1b[2J\x1b]0;owned\x07\u202e.jpg"
     (photos / evil).write_bytes(b"")                          # skipped (empty), so --report names it
     make_image(photos / ("dog\x1b[31m.jpg"), 77)
@@ -90,7 +90,7 @@ def test_names_with_escape_sequences_are_printed_escaped(photos, runtime, monkey
 
 
 def test_export_never_creates_folders_and_files_follow_the_umask(photos, runtime, monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(SFERuntime, "load", classmethod(lambda cls, checkpoint=None, device="auto": runtime))
+    cli_uses(monkeypatch, runtime)
     old = os.umask(0o022)
     try:
         assert cli.main(["index", str(photos), "-q"]) == 0

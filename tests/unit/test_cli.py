@@ -5,7 +5,7 @@ import csv
 import json
 
 import pytest
-from collection_fixtures import data_dir, photos, runtime  # noqa: F401
+from collection_fixtures import cli_uses, data_dir, photos, runtime  # noqa: F401
 from guards import session_processes
 
 from sfe_desktop import cli
@@ -14,7 +14,7 @@ from sfe_desktop.model.runtime import SFERuntime
 
 @pytest.fixture(autouse=True)
 def tiny(monkeypatch, runtime):
-    monkeypatch.setattr(SFERuntime, "load", classmethod(lambda cls, checkpoint=None, device="auto": runtime))
+    cli_uses(monkeypatch, runtime)
 
 
 def test_index_search_export_info(photos, tmp_path, capsys):
@@ -156,6 +156,21 @@ def test_a_folder_never_indexed_is_an_error_and_stays_untouched(photos, tmp_path
     assert len(err) == 1 and "is not indexed yet" in err[0] and f"sfe-desktop index {photos}" in err[0]
     assert sorted(p.name for p in photos.rglob("*")) == before and not out.exists()  # nothing created
     assert not (tmp_path / "data").exists()
+
+
+def test_an_index_of_another_checkpoint_is_said_before_the_model_loads(photos, monkeypatch, capsys):
+    assert cli.main(["index", str(photos), "-q"]) == 0
+    monkeypatch.setattr("sfe_desktop.model.layout.checkpoint_id", lambda directory: "0123456789abcdef")
+    loaded = []
+    monkeypatch.setattr(SFERuntime, "load", classmethod(lambda cls, *a, **k: loaded.append(a) or 1 / 0))
+    capsys.readouterr()
+    for args in (["search", str(photos), "a dog"], ["search", str(photos), "--similar", str(photos / "p0.jpg")],
+                 ["export", str(photos), "a dog", "--csv", str(photos / "x.csv")], ["explain", str(photos), "a dog"]):
+        assert cli.main(args) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "was built with checkpoint tiny-0, not 0123456789ab" in err[0], err
+        assert "--reencode" in err[0]
+    assert loaded == [] and not (photos / "x.csv").exists()
 
 
 def run_cli(code: str, *args, timeout=120, **kwargs):

@@ -6,7 +6,7 @@ import os
 import shutil
 
 import pytest
-from collection_fixtures import data_dir, make_image, photos, runtime  # noqa: F401
+from collection_fixtures import cli_uses, data_dir, make_image, photos, runtime  # noqa: F401
 from guards import fifo, within  # noqa: F401
 
 from sfe_desktop import cli
@@ -66,7 +66,7 @@ def test_sidecars_that_are_fifos_devices_or_binary_are_passed_over(photos, runti
 
 @pytest.fixture
 def tiny_cli(monkeypatch, runtime):
-    monkeypatch.setattr(SFERuntime, "load", classmethod(lambda cls, checkpoint=None, device="auto": runtime))
+    cli_uses(monkeypatch, runtime)
 
 
 def test_searching_by_a_fifo_or_device_fails_in_one_line(photos, tiny_cli, fifo, capsys):
