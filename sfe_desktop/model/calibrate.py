@@ -86,7 +86,8 @@ def fit_fusion(model: SFEModel, images: ImageFeatures, texts: TextFeatures, samp
                     novelty_image=float(np.percentile(near_img, NOVELTY_PERCENTILE)),
                     novelty_text=float(np.percentile(near_txt, NOVELTY_PERCENTILE)),
                     null_pairs=float(sample), null_step1=float(np.mean(s1) / np.std(s1)),
-                    null_bridge=float(np.mean(sb) / np.std(sb)), null_rho=float(np.corrcoef(s1, sb)[0, 1]))
+                    null_bridge=float(np.mean(sb) / np.std(sb)), null_rho=float(np.corrcoef(s1, sb)[0, 1]),
+                    null_step2=float(np.mean(s2) / np.std(s2)), null_rho2=float(np.corrcoef(s2, sb[:k])[0, 1]))
     if cap_img is None:
         return fusion
     return fit_hubness(model, fusion, images, texts, cap_img)
@@ -118,21 +119,31 @@ def _logistic(x: np.ndarray, y: np.ndarray, steps: int = 500, lr: float = 0.1) -
 def confidence_samples(model: SFEModel, images: ImageFeatures, texts: TextFeatures, cap_img,
                        encode_texts: Callable[[list[str]], TextFeatures], n_nonsense: int = 500,
                        seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(features (n, 2): fused Step-1 score (standardised) and query familiarity, labels (n,), nonsense (n,) bool) of true
-    pairs, random pairs and nonsense queries against their best photo, for fitting and measuring
+    """(features (n, 3): fused Step-1 score (standardised), query familiarity and fused Step-2 score
+    (standardised; the Step-1 one for a model without Step 2), labels (n,), nonsense (n,) bool) of true pairs,
+    random pairs and nonsense queries against their best photo by Step 1, for fitting and measuring
     :class:`Confidence`."""
+    from .ranking import step2_scores
+
     fusion = model.fusion or Fusion()
     cap_img = np.asarray(cap_img)
     rng = np.random.default_rng(seed)
     near_img = nearest_cosine(images.global_, model.mem_img)
 
-    def scored(tx: TextFeatures, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """(fused score of each text against image ``rows`` (or its best image when None), familiarity)."""
+    def scored(tx: TextFeatures, rows: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(fused Step-1 score of each text against image ``rows`` (or its best image when None), familiarity,
+        fused Step-2 score of the same pair)."""
         near = nearest_cosine(tx.global_, model.mem_txt)
         w = fusion.query_weights(near, "text", near_img) if tx.bridge is not None else np.zeros(len(tx))
         full = fusion.step1(tx, images, w)
-        s = full.max(1) if rows is None else full[np.arange(len(tx)), rows]
-        return fusion.standardise(s, w, "image"), near
+        rows = full.argmax(1) if rows is None else rows
+        s1 = fusion.standardise(full[np.arange(len(tx)), rows], w, "image")
+        if not model.cfg.use_step2:
+            return s1, near, s1
+        s2 = step2_scores(model, tx, images, np.arange(len(tx)), rows)
+        bridge = None if tx.bridge is None else (tx.bridge * images.bridge[rows]).sum(1)
+        s2 = fusion.step2(s2, bridge, w, None if images.hub is None else images.hub[rows])
+        return s1, near, fusion.standardise(s2, w, "image", step=2)
 
     pos = scored(texts, cap_img)
     neg = scored(texts, (cap_img + rng.integers(1, len(images), size=len(cap_img))) % len(images))
@@ -144,10 +155,12 @@ def confidence_samples(model: SFEModel, images: ImageFeatures, texts: TextFeatur
 
 
 def fit_confidence(x: np.ndarray, y: np.ndarray, nonsense: np.ndarray) -> Confidence:
-    """The score part from true against random pairs, the familiarity part from true pairs against nonsense."""
+    """The score parts (Step 1, and Step 2 from ``x``'s third column) from true against random pairs, the
+    familiarity part from true pairs against nonsense."""
     a, c = _logistic(x[~nonsense, 0], y[~nonsense])
     b, d = _logistic(x[(y > 0) | nonsense, 1], y[(y > 0) | nonsense])
-    return Confidence(a=a, c=c, b=b, d=d)
+    a2, c2 = _logistic(x[~nonsense, 2], y[~nonsense])
+    return Confidence(a=a, c=c, b=b, d=d, a2=a2, c2=c2)
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -175,4 +188,5 @@ def calibrate(model: SFEModel, images: ImageFeatures, texts: TextFeatures, cap_i
         texts = replace(texts, hub=candidate_hubness(model, texts.global_, "text"))
     x, y, nonsense = confidence_samples(model, images, texts, cap_img, encode)
     model.confidence = fit_confidence(x, y, nonsense)
-    return {"confidence_auc_val": round(auc(model.confidence(x[:, 0], x[:, 1]), y), 4)}
+    return {"confidence_auc_val": round(auc(model.confidence(x[:, 0], x[:, 1]), y), 4),
+            "confidence_step2_auc_val": round(auc(model.confidence(x[:, 2], x[:, 1], step=2), y), 4)}

@@ -74,6 +74,9 @@ class Fusion(_Numbers):
     null_hub_text: float = 0.0
     null_hub_sd_image: float = 0.0
     null_hub_sd_text: float = 0.0
+    # the same for the Step-2 score (in units of sigma_step2): its mean and its correlation with the bridge's cosine
+    null_step2: float = 0.0
+    null_rho2: float = 0.0
 
     def clip_hubness(self, hubness, kind: str) -> np.ndarray:
         """Candidates' hubness of ``kind`` ("image" or "text") as scores count it: at least the floor."""
@@ -120,20 +123,21 @@ class Fusion(_Numbers):
         h = (-self.hub_weights(w) / self.sigma_step1 if hub else np.zeros_like(w)).astype(np.float32)
         return np.concatenate([g, w * np.asarray(bridge, np.float32) / np.float32(self.sigma_bridge), h], 1)
 
-    def standardise(self, scores, weights, kind: str) -> np.ndarray:
-        """Fused scores of queries with bridge weights ``weights`` (broadcast against ``scores``) against
-        candidates of ``kind``, as standard scores against random in-domain pairs searched with the same weight:
-        a novel query's bridge weight (up to ``floor + gain``) spreads its scores wider, and a confidence read
-        from the raw score would call most of its results sure matches. Unchanged where not fitted."""
+    def standardise(self, scores, weights, kind: str, step: int = 1) -> np.ndarray:
+        """Fused Step-``step`` scores of queries with bridge weights ``weights`` (broadcast against ``scores``)
+        against candidates of ``kind``, as standard scores against random in-domain pairs searched with the same
+        weight: a novel query's bridge weight (up to ``floor + gain``) spreads its scores wider, and a confidence
+        read from the raw score would call most of its results sure matches. Unchanged where not fitted."""
         scores = np.asarray(scores, np.float64)
         if not self.null_pairs:
             return scores
         w = np.asarray(weights, np.float64)
         hub, hub_sd = ((self.null_hub_image, self.null_hub_sd_image) if kind == "image"
                        else (self.null_hub_text, self.null_hub_sd_text))
+        model_mean, rho = (self.null_step1, self.null_rho) if step == 1 else (self.null_step2, self.null_rho2)
         alpha = self.hub_weights(w)
-        mean = self.null_step1 + w * self.null_bridge - alpha * hub
-        return (scores - mean) / np.sqrt(1.0 + w * w + 2.0 * w * self.null_rho + (alpha * hub_sd) ** 2)
+        mean = model_mean + w * self.null_bridge - alpha * hub
+        return (scores - mean) / np.sqrt(1.0 + w * w + 2.0 * w * rho + (alpha * hub_sd) ** 2)
 
     def step1(self, queries, candidates, weights) -> np.ndarray:
         """(Q, N) fused Step-1 scores of encoded ``queries`` against encoded ``candidates`` (image or text
@@ -167,18 +171,28 @@ def nearest_cosine(vectors: np.ndarray, memory: torch.Tensor, chunk: int = 4096)
 @dataclass(frozen=True)
 class Confidence(_Numbers):
     """P(true match) = sigmoid(a * score + c) * sigmoid(b * familiarity + d): ``score`` the pair's fused Step-1
-    score as a standard score (:meth:`Fusion.standardise`; does the photo fit the text?), ``familiarity`` the query text's cosine to its nearest training caption
-    (is the text a description at all? a string of nonsense has none near, yet its best photo can score high).
-    ``a`` and ``b`` are kept non-negative, so the confidence rises with the score."""
+    score as a standard score (:meth:`Fusion.standardise`; does the photo fit the text?), ``familiarity`` the
+    query text's cosine to its nearest training caption (is the text a description at all? a string of nonsense
+    has none near, yet its best photo can score high). A pair that Step 2 re-scored (a search's head, the results
+    a person sees) reads its fused Step-2 score instead, through ``a2`` and ``c2`` (both 0: not fitted, older
+    checkpoints), so the confidence falls as the shown order does. ``a``, ``a2`` and ``b`` are kept non-negative,
+    so the confidence rises with the score."""
 
     a: float = 0.0
     c: float = 0.0
     b: float = 0.0
     d: float = 0.0
+    a2: float = 0.0
+    c2: float = 0.0
 
-    def __call__(self, score, familiarity) -> np.ndarray:
+    @property
+    def has_step2(self) -> bool:
+        return bool(self.a2 or self.c2)
+
+    def __call__(self, score, familiarity, step: int = 1) -> np.ndarray:
         def sigmoid(z):
             return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
 
-        return (sigmoid(self.a * np.asarray(score, np.float64) + self.c)
+        a, c = (self.a, self.c) if step == 1 else (self.a2, self.c2)
+        return (sigmoid(a * np.asarray(score, np.float64) + c)
                 * sigmoid(self.b * np.asarray(familiarity, np.float64) + self.d))

@@ -160,6 +160,7 @@ class Ranked:
     index: np.ndarray
     score: np.ndarray
     step1: np.ndarray
+    head: np.ndarray | None = None  # bool: re-scored by Step 2 (``score`` is then the Step-2 score)
 
 
 def rank_one(step1: np.ndarray, rescore: Callable[[np.ndarray], np.ndarray], rerank_k: int,
@@ -170,4 +171,4 @@ def rank_one(step1: np.ndarray, rescore: Callable[[np.ndarray], np.ndarray], rer
     scores = rank(step1[None], lambda _, c: rescore(c), rerank_k)
     key = scores.ranking_key()[0]
     order = np.lexsort((np.arange(len(step1)), -step1, -key))[:top]
-    return Ranked(order, scores.score[0, order], step1[order])
+    return Ranked(order, scores.score[0, order], step1[order], scores.head[0, order])

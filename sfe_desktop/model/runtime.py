@@ -22,7 +22,7 @@ from .explain import (class_map, crop_windows, explain_pair, image_classes, regi
 from .features import (ImageFeatures, TextFeatures, candidate_hubness, encode_images_lower, encode_texts,
                        index_vectors)
 from .fusion import Fusion, nearest_cosine
-from .ranking import rerank_depth, step2_scores
+from .ranking import Ranked, rerank_depth, step2_scores
 from .sfe import SFEModel
 
 log = logging.getLogger(__name__)
@@ -139,23 +139,38 @@ class SFERuntime:
             return step2
         return self.fusion.step2(step2, candidates_bridge @ query_bridge, weight, candidates_hub)
 
-    def confidence(self, step1: np.ndarray, familiarity: np.ndarray | float, weight: float,
-                   kind: str = "image") -> np.ndarray | None:
+    def confidence(self, step1: np.ndarray, familiarity: np.ndarray | float, weight: float, kind: str = "image",
+                   ranked: Ranked | None = None) -> np.ndarray | None:
         """P(true match) of pairs with fused Step-1 scores ``step1`` of a query with bridge weight ``weight`` against
         candidates of ``kind``, whose text has cosine ``familiarity`` to its nearest training caption; None when the
-        checkpoint has no calibration."""
-        if self.model.confidence is None:
+        checkpoint has no calibration. With the search's ``ranked`` list (whose ``step1`` is ``step1``): a pair
+        that Step 2 re-scored reads its fused Step-2 score, so the confidence falls as the shown order does, and a
+        pair below them never reads surer than the least sure of them."""
+        conf_of = self.model.confidence
+        if conf_of is None:
             return None
-        if self.fusion is not None:
-            step1 = self.fusion.standardise(step1, weight, kind)
-        return self.model.confidence(step1, familiarity)
+        f = self.fusion or Fusion()
+        conf = conf_of(f.standardise(step1, weight, kind), familiarity)
+        if ranked is None or ranked.head is None or not ranked.head.any() or not conf_of.has_step2:
+            return conf
+        head = ranked.head
+        step2 = conf_of(f.standardise(ranked.score, weight, kind, step=2), familiarity, step=2)
+        return np.where(head, step2, np.minimum(conf, step2[head].min()))
 
     def pair_confidence(self, text: TextFeatures, image: ImageFeatures) -> float | None:
-        """The match confidence of the pair (``text[0]``, ``image[0]``) as a search would give it; None without
-        a calibration."""
+        """The match confidence of the pair (``text[0]``, ``image[0]``) as a search that re-scores it with Step 2
+        gives it; None without a calibration."""
         w = self.query_weights(text[0], "text")
         score = self.query_vectors(text[0], w)[0] @ image[0].index_vectors()[0]
-        conf = self.confidence(np.array([score]), self.nearest_memory(text.global_[:1], "text"), float(w[0]))
+        ranked = None
+        if self.rerank_k:
+            query_bridge = None if text.bridge is None else text.bridge[0]
+            step2 = self.fused_step2(self.rerank_text(text, image[0]), query_bridge, image[0].bridge, float(w[0]),
+                                     image[0].hub)
+            ranked = Ranked(np.zeros(1, np.int64), np.asarray(step2, np.float64).reshape(1), np.array([score]),
+                            np.ones(1, bool))
+        conf = self.confidence(np.array([score]), self.nearest_memory(text.global_[:1], "text"), float(w[0]),
+                               ranked=ranked)
         return None if conf is None else float(conf[0])
 
     # ------------------------------------------------------------------ Step 2

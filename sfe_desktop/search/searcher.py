@@ -171,7 +171,7 @@ class Searcher:
 
         ranked = rank_one(np.array([s for _, s in hits]), rescore, k, top)
         familiar = rt.nearest_memory(text.global_, "text")[0]
-        return self._photos(hits, ranked, TEXT_TO_IMAGE, query, rt.confidence(ranked.step1, familiar, w))
+        return self._photos(hits, ranked, TEXT_TO_IMAGE, query, rt.confidence(ranked.step1, familiar, w, ranked=ranked))
 
     def similar(self, photo, top: int) -> list[Result]:
         _check_top(top)
@@ -207,7 +207,7 @@ class Searcher:
 
         ranked = rank_one(step1[idx], rescore, k, top)
         chosen = np.asarray([idx[i] for i in ranked.index], dtype=np.int64)
-        conf = (rt.confidence(ranked.step1, rt.nearest_memory(vectors[chosen, :rt.dim], "text"), w, "text")
+        conf = (rt.confidence(ranked.step1, rt.nearest_memory(vectors[chosen, :rt.dim], "text"), w, "text", ranked)
                 if len(chosen) else None)
         return [Result(n + 1, float(score), float(s1), IMAGE_TO_TEXT, label, caption=texts[idx[i]],
                        confidence=None if conf is None else round(float(conf[n]), 4))

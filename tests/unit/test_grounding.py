@@ -2,6 +2,8 @@
 bridge, and the match confidence behaves like one (tiny model)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from sfe_desktop.model.calibrate import nonsense_queries
 from sfe_desktop.model.explain import WINDOWS, WORD_CANDIDATES, photo_word_classes, class_map, crop_windows, region_map, window_coverage, word_class_maps
 from sfe_desktop.model.features import ImageFeatures
 from sfe_desktop.model.fusion import Confidence
+from sfe_desktop.model.ranking import rank_one
 from sfe_desktop.model.runtime import tiny_runtime
 
 
@@ -208,3 +211,46 @@ def test_a_true_pair_is_more_confident_than_nonsense_against_its_best_photo(rt, 
                 for q in nonsense_queries(4, seed=7)]
     assert all(0 <= c <= 1 for c in true + nonsense)
     assert min(true) > max(nonsense)
+
+
+def test_a_searchs_confidence_falls_as_its_shown_order_does(rt, corpus_images):
+    """Results are shown in Step-2 order (the head) above the rest in Step-1 order. The confidence of a re-scored
+    result reads its Step-2 score, so it falls down the head; a result below the head never reads surer than the
+    least sure result of the head."""
+    conf_of = rt.model.confidence
+    assert conf_of.has_step2 and conf_of.a2 >= 0
+    text = rt.encode_texts([rt.corpus.captions[0]])
+    w = float(rt.query_weights(text, "text")[0])
+    step1 = rt.query_vectors(text, [w])[0] @ corpus_images.index_vectors().T
+    familiar = rt.nearest_memory(text.global_, "text")[0]
+
+    def rescore(c):
+        sub = corpus_images[c]
+        return rt.fused_step2(rt.rerank_text(text, sub), text.bridge[0], sub.bridge, w, sub.hub)
+
+    ranked = rank_one(step1, rescore, 8, None)
+    assert ranked.head[:8].all() and not ranked.head[8:].any()
+    # Step 2 reorders the head here, so the Step-1 confidence would not fall down the shown list
+    assert (np.diff(ranked.step1[:8]) > 0).any()
+    conf = rt.confidence(ranked.step1, familiar, w, ranked=ranked)
+    assert ((conf >= 0) & (conf <= 1)).all()
+    assert (np.diff(conf) <= 1e-12).all()
+    head = conf_of(rt.fusion.standardise(ranked.score[:8], w, "image", step=2), familiar, step=2)
+    np.testing.assert_allclose(conf[:8], head)
+    tail = conf_of(rt.fusion.standardise(ranked.step1[8:], w, "image"), familiar)
+    np.testing.assert_allclose(conf[8:], np.minimum(tail, head.min()))
+    # the explanation's confidence of a pair is the search's when Step 2 re-scored it
+    first = int(ranked.index[0])
+    assert rt.pair_confidence(text, corpus_images[first]) == pytest.approx(conf[0], abs=1e-9)
+
+
+def test_a_confidence_without_a_step2_fit_reads_step1(rt, corpus_images, monkeypatch):
+    """Checkpoints calibrated before the Step-2 part (a2 = c2 = 0) keep their Step-1 confidence."""
+    monkeypatch.setattr(rt.model, "confidence", replace(rt.model.confidence, a2=0.0, c2=0.0))
+    text = rt.encode_texts([rt.corpus.captions[0]])
+    w = float(rt.query_weights(text, "text")[0])
+    step1 = rt.query_vectors(text, [w])[0] @ corpus_images.index_vectors().T
+    ranked = rank_one(step1, lambda c: -step1[c], 8, None)  # any re-scoring
+    familiar = rt.nearest_memory(text.global_, "text")[0]
+    np.testing.assert_allclose(rt.confidence(ranked.step1, familiar, w, ranked=ranked),
+                               rt.model.confidence(rt.fusion.standardise(ranked.step1, w, "image"), familiar))

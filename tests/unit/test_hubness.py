@@ -160,3 +160,18 @@ def test_scores_are_standardised_for_the_querys_bridge_weight():
         assert abs(z.mean()) < 0.02 and abs(z.std() - 1) < 0.02
         assert (np.diff(z[np.argsort(fused)]) >= 0).all()
     np.testing.assert_array_equal(Fusion().standardise([1.0, 5.0], 3.1, "image"), [1.0, 5.0])  # not fitted
+
+
+def test_step2_scores_are_standardised_with_their_own_null():
+    """The Step-2 score has its own mean and correlation with the bridge on random pairs."""
+    rng = np.random.default_rng(6)
+    n, rho = 200_000, 0.5
+    c = rng.normal(size=n)
+    b = rho * c + np.sqrt(1 - rho ** 2) * rng.normal(size=n)
+    s2, sb = 0.3 + 0.2 * c, 0.2 + 0.1 * b
+    f = Fusion(sigma_step2=0.2, sigma_bridge=0.1, null_pairs=n, null_step1=-4.0, null_rho=-0.9, null_bridge=2.0,
+               null_step2=1.5, null_rho2=rho)
+    for w in (0.1, 3.1):
+        z = f.standardise(f.step2(s2, sb, w), w, "image", step=2)
+        assert abs(z.mean()) < 0.02 and abs(z.std() - 1) < 0.02
+        assert abs(f.standardise(f.step2(s2, sb, w), w, "image").mean()) > 0.5  # the Step-1 null does not fit
