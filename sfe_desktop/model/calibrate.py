@@ -87,10 +87,45 @@ def fit_fusion(model: SFEModel, images: ImageFeatures, texts: TextFeatures, samp
                     novelty_text=float(np.percentile(near_txt, NOVELTY_PERCENTILE)),
                     null_pairs=float(sample), null_step1=float(np.mean(s1) / np.std(s1)),
                     null_bridge=float(np.mean(sb) / np.std(sb)), null_rho=float(np.corrcoef(s1, sb)[0, 1]),
-                    null_step2=float(np.mean(s2) / np.std(s2)), null_rho2=float(np.corrcoef(s2, sb[:k])[0, 1]))
+                    null_step2=float(np.mean(s2) / np.std(s2)), null_rho2=float(np.corrcoef(s2, sb[:k])[0, 1]),
+                    null_rho12=float(np.corrcoef(s1[:k], s2)[0, 1]))
     if cap_img is None:
         return fusion
-    return fit_hubness(model, fusion, images, texts, cap_img)
+    fusion = fit_hubness(model, fusion, images, texts, cap_img)
+    return fit_keep(model, fusion, images, texts, cap_img) if model.cfg.use_step2 else fusion
+
+
+KEEP_WEIGHTS = tuple(np.round(np.arange(0.0, 1.51, 0.25), 2))  # the shares of Step 1 calibration chooses from
+KEEP_HEAD = 20  # Step-1 candidates re-scored per val query while choosing (the shipped depth gave the same choice)
+
+
+def fit_keep(model: SFEModel, fusion: Fusion, images: ImageFeatures, texts: TextFeatures, cap_img) -> Fusion:
+    """``fusion`` with the share of the fused Step-1 score that a re-scored candidate keeps (``step1_keep``): the
+    one of :data:`KEEP_WEIGHTS` that gives the best re-ranked rSum on a val split, both ways, each query's Step-1
+    top :data:`KEEP_HEAD` re-scored (the smallest on ties). Step 2 runs once; each share only re-weighs."""
+    from .ranking import FusedScoring, image_to_texts, rank, text_to_images
+
+    saved = model.fusion
+    model.fusion = fusion
+    try:
+        images = replace(images, hub=candidate_hubness(model, images.global_, "image"))
+        texts = replace(texts, hub=candidate_hubness(model, texts.global_, "text"))
+        scoring = FusedScoring.of(model, images, texts)
+    finally:
+        model.fusion = saved
+    memo: dict[str, np.ndarray] = {}
+
+    def once(name, scorer):
+        return lambda q, c: memo[name] if name in memo else memo.setdefault(name, scorer(q, c))
+
+    i2t_s2, t2i_s2 = once("i2t", image_to_texts(model, images, texts)), once("t2i", text_to_images(model, texts, images))
+    cap_img, best = np.asarray(cap_img), (-1.0, 0.0)
+    for keep in KEEP_WEIGHTS:
+        sc = replace(scoring, fusion=replace(fusion, step1_keep=float(keep)))
+        i2t = rank(sc.i2t, sc.rescore_i2t(i2t_s2), KEEP_HEAD).ranking_key()
+        t2i = rank(sc.t2i, sc.rescore_t2i(t2i_s2), KEEP_HEAD).ranking_key()
+        best = max(best, (recall_both_ways(i2t, t2i.T, cap_img)["rsum"], -float(keep)))
+    return replace(fusion, step1_keep=-best[1])
 
 
 @torch.enable_grad()  # callers may run under no_grad
@@ -137,12 +172,13 @@ def confidence_samples(model: SFEModel, images: ImageFeatures, texts: TextFeatur
         w = fusion.query_weights(near, "text", near_img) if tx.bridge is not None else np.zeros(len(tx))
         full = fusion.step1(tx, images, w)
         rows = full.argmax(1) if rows is None else rows
-        s1 = fusion.standardise(full[np.arange(len(tx)), rows], w, "image")
+        fused1 = full[np.arange(len(tx)), rows]
+        s1 = fusion.standardise(fused1, w, "image")
         if not model.cfg.use_step2:
             return s1, near, s1
         s2 = step2_scores(model, tx, images, np.arange(len(tx)), rows)
         bridge = None if tx.bridge is None else (tx.bridge * images.bridge[rows]).sum(1)
-        s2 = fusion.step2(s2, bridge, w, None if images.hub is None else images.hub[rows])
+        s2 = fusion.step2(s2, bridge, w, None if images.hub is None else images.hub[rows], fused1)
         return s1, near, fusion.standardise(s2, w, "image", step=2)
 
     pos = scored(texts, cap_img)

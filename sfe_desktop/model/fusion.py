@@ -63,6 +63,7 @@ class Fusion(_Numbers):
     hub_weight: float = 0.0  # how much of a candidate's hubness its Step-1 score loses (0: none, older checkpoints)
     hub_floor_image: float = -1.0  # the least hubness a photo candidate counts with (-1: no floor, older checkpoints)
     hub_floor_text: float = -1.0   # the same for a caption candidate
+    step1_keep: float = 0.0  # how much of its fused Step-1 score a candidate that Step 2 re-scores keeps (0: none)
     # random in-domain pairs, for standardise(): the means of the Step-1 cosine and the bridge's cosine (each in
     # units of its spread), their correlation, and the mean and spread of photo and caption candidates' hubness
     # (units of sigma_step1); null_pairs 0: not fitted (older checkpoints), scores are not standardised
@@ -77,6 +78,7 @@ class Fusion(_Numbers):
     # the same for the Step-2 score (in units of sigma_step2): its mean and its correlation with the bridge's cosine
     null_step2: float = 0.0
     null_rho2: float = 0.0
+    null_rho12: float = 0.0  # the correlation of the Step-1 and Step-2 scores
 
     def clip_hubness(self, hubness, kind: str) -> np.ndarray:
         """Candidates' hubness of ``kind`` ("image" or "text") as scores count it: at least the floor."""
@@ -127,28 +129,36 @@ class Fusion(_Numbers):
         """Fused Step-``step`` scores of queries with bridge weights ``weights`` (broadcast against ``scores``)
         against candidates of ``kind``, as standard scores against random in-domain pairs searched with the same
         weight: a novel query's bridge weight (up to ``floor + gain``) spreads its scores wider, and a confidence
-        read from the raw score would call most of its results sure matches. Unchanged where not fitted."""
+        read from the raw score would call most of its results sure matches. A Step-2 score is the one
+        :meth:`step2` gives, with its share of Step 1 (``step1_keep``). Unchanged where not fitted."""
         scores = np.asarray(scores, np.float64)
         if not self.null_pairs:
             return scores
         w = np.asarray(weights, np.float64)
         hub, hub_sd = ((self.null_hub_image, self.null_hub_sd_image) if kind == "image"
                        else (self.null_hub_text, self.null_hub_sd_text))
-        model_mean, rho = (self.null_step1, self.null_rho) if step == 1 else (self.null_step2, self.null_rho2)
+        # the score is c2 * Step 2 + c1 * Step 1 (each in its units) + g * (w * bridge - alpha * hubness)
+        c2, c1 = (0.0, 1.0) if step == 1 else (1.0, self.step1_keep)
+        g = c1 + c2
         alpha = self.hub_weights(w)
-        mean = model_mean + w * self.null_bridge - alpha * hub
-        return (scores - mean) / np.sqrt(1.0 + w * w + 2.0 * w * rho + (alpha * hub_sd) ** 2)
+        mean = c2 * self.null_step2 + c1 * self.null_step1 + g * (w * self.null_bridge - alpha * hub)
+        var = (c2 * c2 + c1 * c1 + 2 * c1 * c2 * self.null_rho12 + (g * w) ** 2
+               + 2 * g * w * (c2 * self.null_rho2 + c1 * self.null_rho) + (g * alpha * hub_sd) ** 2)
+        return (scores - mean) / np.sqrt(var)
 
     def step1(self, queries, candidates, weights) -> np.ndarray:
         """(Q, N) fused Step-1 scores of encoded ``queries`` against encoded ``candidates`` (image or text
         features), as the vector index computes them for a search."""
         return self.query_vectors(queries.global_, queries.bridge, weights) @ candidates.index_vectors().T
 
-    def step2(self, step2: np.ndarray, bridge_cos: np.ndarray | None, weights, hub: np.ndarray | None = None
-              ) -> np.ndarray:
+    def step2(self, step2: np.ndarray, bridge_cos: np.ndarray | None, weights, hub: np.ndarray | None = None,
+              step1: np.ndarray | None = None) -> np.ndarray:
         """Fused Step-2 scores of pairs (any shape): as :meth:`step1`, ``weights`` broadcast against them, the
-        candidates' ``hub`` (None: not known) weighed as in Step 1."""
+        candidates' ``hub`` (None: not known) weighed as in Step 1, plus ``step1_keep`` times the pairs' fused
+        Step-1 scores ``step1`` (as :meth:`step1` gives them; None: not added)."""
         out = np.asarray(step2, np.float64) / self.sigma_step2
+        if step1 is not None and self.step1_keep:
+            out = out + self.step1_keep * np.asarray(step1, np.float64)
         if bridge_cos is not None:
             out = out + np.asarray(weights, np.float64) * np.asarray(bridge_cos) / self.sigma_bridge
         if hub is not None and self.hub_weight:

@@ -109,13 +109,13 @@ class FusedScoring:
         if self.fusion is None:
             return scorer
         return lambda q, c: self.fusion.step2(scorer(q, c), self.bridge_cos[q, c], self.w_image[q],
-                                              None if self.hub_text is None else self.hub_text[c])
+                                              None if self.hub_text is None else self.hub_text[c], self.i2t[q, c])
 
     def rescore_t2i(self, scorer: PairScorer) -> PairScorer:
         if self.fusion is None:
             return scorer
         return lambda q, c: self.fusion.step2(scorer(q, c), self.bridge_cos[c, q], self.w_text[q],
-                                              None if self.hub_image is None else self.hub_image[c])
+                                              None if self.hub_image is None else self.hub_image[c], self.t2i[q, c])
 
 
 @dataclass

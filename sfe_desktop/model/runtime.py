@@ -133,11 +133,13 @@ class SFERuntime:
         return f.query_vectors(feats.global_, feats.bridge, weights, hub)
 
     def fused_step2(self, step2: np.ndarray, query_bridge: np.ndarray | None, candidates_bridge: np.ndarray | None,
-                    weight: float, candidates_hub: np.ndarray | None = None) -> np.ndarray:
-        """Step-2 scores of one query's candidates, fused with the bridge and their hubness as Step 1 is."""
+                    weight: float, candidates_hub: np.ndarray | None = None, step1: np.ndarray | None = None
+                    ) -> np.ndarray:
+        """Step-2 scores of one query's candidates, fused with the bridge and their hubness as Step 1 is, and
+        with the fusion's share of their fused Step-1 scores ``step1`` (what a search ranks them by)."""
         if self.fusion is None or query_bridge is None or candidates_bridge is None:
             return step2
-        return self.fusion.step2(step2, candidates_bridge @ query_bridge, weight, candidates_hub)
+        return self.fusion.step2(step2, candidates_bridge @ query_bridge, weight, candidates_hub, step1)
 
     def confidence(self, step1: np.ndarray, familiarity: np.ndarray | float, weight: float, kind: str = "image",
                    ranked: Ranked | None = None) -> np.ndarray | None:
@@ -166,7 +168,7 @@ class SFERuntime:
         if self.rerank_k:
             query_bridge = None if text.bridge is None else text.bridge[0]
             step2 = self.fused_step2(self.rerank_text(text, image[0]), query_bridge, image[0].bridge, float(w[0]),
-                                     image[0].hub)
+                                     image[0].hub, np.array([score]))
             ranked = Ranked(np.zeros(1, np.int64), np.asarray(step2, np.float64).reshape(1), np.array([score]),
                             np.ones(1, bool))
         conf = self.confidence(np.array([score]), self.nearest_memory(text.global_[:1], "text"), float(w[0]),

@@ -167,7 +167,8 @@ class Searcher:
 
         def rescore(c: np.ndarray) -> np.ndarray:
             feats = self.state.features([hits[i][0] for i in c])
-            return rt.fused_step2(rt.rerank_text(text[0], feats), _bridge(text), feats.bridge, w, feats.hub)
+            return rt.fused_step2(rt.rerank_text(text[0], feats), _bridge(text), feats.bridge, w, feats.hub,
+                                  np.array([hits[i][1] for i in c]))
 
         ranked = rank_one(np.array([s for _, s in hits]), rescore, k, top)
         familiar = rt.nearest_memory(text.global_, "text")[0]
@@ -203,7 +204,7 @@ class Searcher:
             rows = [idx[i] for i in c]
             caps = rt.encode_texts([texts[i] for i in rows], bridge=False)  # the bank holds their bridge vectors
             _, bridge, hub = split_index_vectors(vectors[rows], rt.dim)
-            return rt.fused_step2(rt.rerank_image(feats[0], caps), _bridge(feats), bridge, w, hub)
+            return rt.fused_step2(rt.rerank_image(feats[0], caps), _bridge(feats), bridge, w, hub, step1[rows])
 
         ranked = rank_one(step1[idx], rescore, k, top)
         chosen = np.asarray([idx[i] for i in ranked.index], dtype=np.int64)

@@ -226,7 +226,7 @@ def test_a_searchs_confidence_falls_as_its_shown_order_does(rt, corpus_images):
 
     def rescore(c):
         sub = corpus_images[c]
-        return rt.fused_step2(rt.rerank_text(text, sub), text.bridge[0], sub.bridge, w, sub.hub)
+        return rt.fused_step2(rt.rerank_text(text, sub), text.bridge[0], sub.bridge, w, sub.hub, step1[c])
 
     ranked = rank_one(step1, rescore, 8, None)
     assert ranked.head[:8].all() and not ranked.head[8:].any()

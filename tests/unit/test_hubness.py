@@ -163,15 +163,26 @@ def test_scores_are_standardised_for_the_querys_bridge_weight():
 
 
 def test_step2_scores_are_standardised_with_their_own_null():
-    """The Step-2 score has its own mean and correlation with the bridge on random pairs."""
+    """The Step-2 score has its own mean and correlation with the bridge on random pairs; a re-scored candidate's
+    score keeps a share of its fused Step-1 score, and the standard score counts both."""
     rng = np.random.default_rng(6)
-    n, rho = 200_000, 0.5
-    c = rng.normal(size=n)
-    b = rho * c + np.sqrt(1 - rho ** 2) * rng.normal(size=n)
-    s2, sb = 0.3 + 0.2 * c, 0.2 + 0.1 * b
-    f = Fusion(sigma_step2=0.2, sigma_bridge=0.1, null_pairs=n, null_step1=-4.0, null_rho=-0.9, null_bridge=2.0,
-               null_step2=1.5, null_rho2=rho)
-    for w in (0.1, 3.1):
-        z = f.standardise(f.step2(s2, sb, w), w, "image", step=2)
-        assert abs(z.mean()) < 0.02 and abs(z.std() - 1) < 0.02
-        assert abs(f.standardise(f.step2(s2, sb, w), w, "image").mean()) > 0.5  # the Step-1 null does not fit
+    n, rho, rho1, rho12 = 200_000, 0.5, 0.2, 0.6
+    c, e1, e2 = rng.normal(size=(3, n))
+    s2n = rho12 * c + np.sqrt(1 - rho12 ** 2) * e1  # Step 2 and Step 1 correlated
+    s1n = c
+    b = 0.3 * s1n + 0.4 * s2n + 0.5 * e2
+    b = (b - b.mean()) / b.std()
+    s2, s1, sb, hub = 0.6 + 0.2 * s2n, 0.1 + 0.05 * s1n, 0.2 + 0.1 * b, rng.uniform(0.1, 0.2, size=n)
+    f = Fusion(sigma_step1=0.05, sigma_step2=0.2, sigma_bridge=0.1, hub_weight=1.5, null_pairs=n,
+               null_step1=2.0, null_rho=float(np.corrcoef(s1, sb)[0, 1]), null_bridge=2.0,
+               null_step2=3.0, null_rho2=float(np.corrcoef(s2, sb)[0, 1]), null_rho12=float(np.corrcoef(s1, s2)[0, 1]),
+               null_hub_image=float(hub.mean() / 0.05), null_hub_sd_image=float(hub.std() / 0.05))
+    for keep in (0.0, 0.75):
+        fk = replace(f, step1_keep=keep)
+        for w in (0.1, 3.1):
+            fused1 = s1 / 0.05 + w * sb / 0.1 - f.hub_weights(w) * hub / 0.05
+            fused2 = fk.step2(s2, sb, w, hub, fused1)
+            np.testing.assert_allclose(fused2, s2 / 0.2 + w * sb / 0.1 - f.hub_weights(w) * hub / 0.05 + keep * fused1)
+            z = fk.standardise(fused2, w, "image", step=2)
+            assert abs(z.mean()) < 0.02 and abs(z.std() - 1) < 0.02, (keep, w, z.mean(), z.std())
+    assert abs(f.standardise(f.step2(s2, sb, 0.1, hub), 0.1, "image").mean()) > 0.5  # the Step-1 null does not fit

@@ -190,3 +190,27 @@ def test_photo_to_caption_vectors_are_cached_on_disk_per_checkpoint(col, photos,
         second.close()
     monkeypatch.setattr(runtime, "checkpoint_id", "another-checkpoint")
     assert cache_files("another-checkpoint") != (texts_file, vectors_file)
+
+
+@pytest.mark.parametrize("direction", ["text", "image"])
+def test_a_rescored_result_keeps_the_fusions_share_of_its_step1_score(col, photos, runtime, monkeypatch, direction):
+    """A re-scored candidate's score is its fused Step-2 score plus ``step1_keep`` times its fused Step-1 score:
+    with a large share the re-scored order is the Step-1 order, and the score grows by the share's part."""
+    from dataclasses import replace
+
+    from sfe_desktop.model.calibrate import KEEP_WEIGHTS
+
+    assert runtime.fusion.step1_keep in KEEP_WEIGHTS  # chosen when the tiny model was calibrated
+
+    def search(keep):
+        monkeypatch.setattr(runtime.model, "fusion", replace(runtime.fusion, step1_keep=keep))
+        col.searcher.clear_cache()
+        if direction == "text":
+            return col.search_text("a red dog", top=8, rerank_k=8)
+        return col.search_image(photos / "p1.jpg", top=8, rerank_k=8)
+
+    none, heavy = search(0.0), search(1000.0)
+    assert [r.step1 for r in heavy] == sorted((r.step1 for r in heavy), reverse=True)
+    by_item = {(r.path, r.caption): r.score for r in none}
+    for r in heavy:
+        assert r.score == pytest.approx(by_item[(r.path, r.caption)] + 1000.0 * r.step1, rel=1e-5, abs=1e-6)
