@@ -102,7 +102,7 @@ def draw_attention(fig: Figure, explanation: Explanation, image: np.ndarray | No
     ax.set_xticks([])
     ax.set_yticks([])
     label = "all words" if word is None or not 0 <= word < len(words) else f"“{words[word]}”"
-    ax.set_title(f"Where the model looks for {label}  ·  score {explanation.score:.3f}", fontsize=10)
+    ax.set_title(f"Where the model looks for {label}  ·  Step-2 score {explanation.score:.3f}", fontsize=10)
     _finish(fig, theme)
 
 

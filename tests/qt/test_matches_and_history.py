@@ -35,7 +35,7 @@ def test_strong_matches_first_weak_ones_faded(qtbot, make_window, photos, monkey
         window.view.setCurrentIndex(model.index(0))
     title = window.explanation.title
     assert "strong match, 90% confidence" in title.text() and "score" not in title.text()
-    assert f"score {results[0].score:.4f}, Step-1 cosine {results[0].step1:.4f}" in title.toolTip()
+    assert f"score {results[0].score:.4f}, Step-1 score {results[0].step1:.4f}" in title.toolTip()
 
 
 def test_nothing_matches_says_so_and_offers_the_closest(qtbot, make_window, photos, monkeypatch):

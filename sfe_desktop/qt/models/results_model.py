@@ -41,7 +41,7 @@ def match_line(result: Result) -> str:
     """One line on how well ``result`` matches, the raw scores included (tooltips, the explanation's header)."""
     if result.direction == IMAGE_TO_IMAGE:
         return f"{max(result.step1, 0.0):.0%} alike (the model's cosine of the two photos, {result.step1:.4f})"
-    scores = f"score {result.score:.4f}, Step-1 cosine {result.step1:.4f}"
+    scores = f"score {result.score:.4f}, Step-1 score {result.step1:.4f}"
     if result.confidence is None:
         return f"{scores} (this model gives no confidence)"
     word = "strong match" if strength(result) == "strong" else "weak match"
