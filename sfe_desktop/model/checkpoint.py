@@ -25,11 +25,11 @@ from ..errors import CheckpointError
 from .config import ModelConfig
 from .corpus import Corpus
 from .fusion import Confidence, Fusion
+from .layout import CONFIG_FILE, CORPUS_FILE, WEIGHTS_FILE, checkpoint_id  # noqa: F401 (checkpoint_id re-exported)
 from .sfe import CORPUS_BUFFERS, SFEModel
 
 FORMAT = "sfe-desktop-checkpoint"
 FORMAT_VERSION = 2
-from .layout import CONFIG_FILE, CORPUS_FILE, WEIGHTS_FILE, checkpoint_id  # noqa: F401 (re-exported)
 # Tensors that later versions added with an initial value that leaves an older model's behaviour unchanged
 # (the re-ranker's word weights start uniform): an older checkpoint without them loads with that value.
 ADDED_LATER = ("reranker.word_score.",)
