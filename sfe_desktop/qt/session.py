@@ -192,9 +192,12 @@ class QtSession(QObject):
             self.start_indexing()
 
     def start_indexing(self, reencode: bool = False) -> None:
+        """Index the open folder in the background. An index built with another model (the app updated its
+        bundled one, or Settings chose another) cannot be searched: it is encoded again with this one."""
         if self.collection is None or self._index_worker is not None:
             return
         coll = self.collection
+        reencode = reencode or bool(coll.stale)
         worker = self._run(None, _index, coll, cancellable=True, reencode=reencode,
                            on_progress=self.index_progress.emit, on_error=self.index_failed.emit,
                            on_result=lambda value: self._on_indexed(coll, *value))

@@ -170,3 +170,21 @@ def test_a_new_search_starts_at_its_top_and_a_new_sort_keeps_the_photo(qtbot, ma
     run_search(qtbot, window, lambda: window.search("two cats on a sofa"))
     assert not window.view.currentIndex().isValid()  # nothing carried over from the previous search
     assert window.view.verticalScrollBar().value() == 0
+
+
+def test_a_folder_indexed_with_another_model_is_encoded_again(qtbot, make_window, photos):
+    """After the app's model changes (an update, or Settings), a folder's index is encoded again with it when the
+    folder opens, instead of failing every search with a command-line hint."""
+    from sfe_desktop.model.runtime import tiny_runtime
+
+    other = tiny_runtime(1)
+    first = make_window(runtime_factory=lambda checkpoint, device: other)
+    assert open_and_index(qtbot, first, photos).indexed == 12
+    first.close()
+    window = make_window()
+    assert window.session.runtime.checkpoint_id != other.checkpoint_id
+    summary = open_and_index(qtbot, window, photos)
+    assert summary is not None and summary.indexed == 12 and not window.session.collection.stale
+    qtbot.keyClicks(window.search_bar, "a red dog")
+    results = run_search(qtbot, window, lambda: qtbot.keyClick(window.search_bar, Qt.Key_Return))
+    assert len(results) == 12 and "failed" not in window.results_label.text().lower()
