@@ -22,7 +22,7 @@ from .common import bounded, show
 CUES = ("patch", "instance", "neighbour", "step2")
 # the accepted values of the training options (the model's own come from ModelConfig's BOUNDS)
 TRAIN_BOUNDS = {"epochs": Int(1, 10_000), "batch_size": Int(8, 65_536), "lr": Float(0, 10, lo_open=True),
-                "backbone_lr": Float(0, 10, lo_open=True), "seed": Int(0, 2**32 - 1)}
+                "backbone_lr": Float(0, 10, lo_open=True), "new_lr": Float(0, 10), "seed": Int(0, 2**32 - 1)}
 
 
 def _default(cls, name: str):
@@ -58,6 +58,8 @@ def register(sub) -> None:
     _option(t, "--lr", TrainConfig, "lr", "learning rate of the heads, cues and re-ranker", type=float)
     _option(t, "--backbone-lr", TrainConfig, "backbone_lr", "learning rate of the fine-tuned backbone layers",
             type=float)
+    _option(t, "--new-lr", TrainConfig, "new_lr", "learning rate of what --init's checkpoint lacks (a new module;"
+            " 0: --lr)", type=float)
     _option(t, "--loss", TrainConfig, "loss", "Step-1 loss", choices=["infonce", "vsepp"])
     _option(t, "--seed", TrainConfig, "seed", "random seed", type=int)
     t.add_argument("--views", type=_views, default=None,
@@ -78,6 +80,8 @@ def register(sub) -> None:
             "top MiniLM layers fine-tuned (0: frozen tower)", type=int)
     _option(t, "--dim", ModelConfig, "dim", "joint embedding size", type=int)
     _option(t, "--concepts", ModelConfig, "n_concepts", "concept vocabulary size", type=int)
+    _option(t, "--pool", ModelConfig, "pool", "pooling beside attention pooling: max, or gpo (generalised pooling,"
+            " learnt)", choices=["max", "gpo"])
     _option(t, "--rerank-k", ModelConfig, "rerank_k",
             "Step-1 candidates re-ranked by Step 2 in validation, evaluate and search", type=int)
     for cue in CUES:
@@ -125,7 +129,7 @@ def model_config(args) -> ModelConfig:
     tiny = args.image_backbone == "tiny"
     base = ModelConfig.tiny() if tiny else ModelConfig()
     changes = _given(args, ("image_backbone", "image_trainable_blocks", "text_trainable_layers", "dim",
-                            "n_concepts", "rerank_k"))
+                            "n_concepts", "rerank_k", "pool"))
     if args.image_size is not None:
         changes["image_size"] = args.image_size
     elif not tiny and args.image_backbone is not None:
@@ -188,7 +192,8 @@ def cmd_train(args) -> int:
     cfg = model_config(args)
     if args.init is not None and not Path(args.init, "config.json").is_file():
         raise SFEError(f"--init {show(Path(args.init))} is not a checkpoint folder (no config.json)")
-    tcfg = TrainConfig(**_given(args, ("epochs", "batch_size", "lr", "backbone_lr", "loss", "seed", "views", "init")),
+    tcfg = TrainConfig(**_given(args, ("epochs", "batch_size", "lr", "backbone_lr", "new_lr", "loss", "seed", "views",
+                                    "init")),
                        learn_temperature=args.learn_temperature)
     bars = _Bars()
     print(f"training on {len(train.images)} images / {len(train.captions)} captions, "

@@ -9,7 +9,7 @@ from ..data.schema import Choice, Flag, Int, JSONObject, Spec, check_object
 
 SCHEMA_VERSION = 1  # of this dataclass; the checkpoint folder's layout has its own (model/checkpoint.py)
 # Settings added after checkpoints were first written, with the value that means "absent" in an older one.
-ADDED_LATER = {"bridge_dim": 0}
+ADDED_LATER = {"bridge_dim": 0, "pool": "max"}
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,10 @@ class ModelConfig:
     rerank_k
         How many Step-1 candidates Step 2 re-scores, in every search and in ``evaluate``
         (:mod:`sfe_desktop.model.ranking`); a search may ask for another depth.
+    pool
+        How a global vector sums up its local features besides attention pooling: ``max`` (each dimension's largest
+        value) or ``gpo`` (generalised pooling, :class:`~sfe_desktop.model.cues.GPO`: a learnt weighting of each
+        dimension's sorted values, started as ``max``).
     bridge_dim
         Width of the label bridge's vectors (:mod:`sfe_desktop.model.bridge`: the pretrained ImageNet classifier's
         classes in MiniLM's sentence space, fused with the model's scores); 0: no bridge.
@@ -51,6 +55,7 @@ class ModelConfig:
     instance_top: int = 8
     rerank_k: int = 100
     bridge_dim: int = 192
+    pool: str = "max"
     version: int = SCHEMA_VERSION
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
@@ -105,6 +110,7 @@ BOUNDS: dict[str, Spec] = {
     "instance_top": Int(1, 1024),
     "rerank_k": Int(0, 10_000),
     "bridge_dim": Int(0, 1024),             # 0: no label bridge; at most MiniLM's 384 in practice
+    "pool": Choice(("max", "gpo")),
     "version": Int(1, SCHEMA_VERSION),
     "extra": JSONObject(max_depth=8),
 }

@@ -10,6 +10,8 @@ Each returns its attention weights so explanations are plain data.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -26,8 +28,14 @@ def zero_linear(dim: int, out: int | None = None) -> nn.Linear:
 def zero_linear_quiet(dim: int, out: int) -> nn.Linear:
     """:func:`zero_linear` without drawing from the random generator (so the modules built after it are
     initialised exactly as before it existed)."""
+    return built_quietly(lambda: zero_linear(dim, out))
+
+
+def built_quietly(build):
+    """``build()`` without drawing from the random generator (the modules built after it are initialised as
+    before it existed)."""
     with torch.random.fork_rng(devices=[]):
-        return zero_linear(dim, out)
+        return build()
 
 
 def masked_softmax(logits: torch.Tensor, mask: torch.Tensor | None, dim: int = -1) -> torch.Tensor:
@@ -69,17 +77,64 @@ class ConceptCue(nn.Module):
         return x + g * ctx, attn
 
 
-class AttentionPool(nn.Module):
-    """Global vector = projection of [attention pooling ; max pooling] over local features."""
+class GPO(nn.Module):
+    """Generalised pooling operator (Chen et al., "Learning the Best Pooling Strategy for Visual Semantic
+    Embedding", CVPR 2021): each dimension's values over the valid positions sorted from the largest, summed with
+    weights that a bidirectional GRU reads from the positions' sinusoidal encodings (so they depend on how many
+    values there are). Returned as ``max + mix * (gpo - max)`` with ``mix`` starting at 0: a model fine-tuned
+    from max pooling starts where it was."""
 
-    def __init__(self, dim: int):
+    def __init__(self, d_pe: int = 32, d_hidden: int = 32, temperature: float = 0.1):
+        super().__init__()
+        self.d_pe, self.temperature = d_pe, temperature
+        self.gru = nn.GRU(d_pe, d_hidden, batch_first=True, bidirectional=True)
+        self.linear = nn.Linear(d_hidden, 1, bias=False)
+        self.mix = nn.Parameter(torch.zeros(()))
+
+    def _encoding(self, n: int, device) -> torch.Tensor:
+        pos = torch.arange(n, device=device, dtype=torch.float32).unsqueeze(1)
+        freq = torch.exp(torch.arange(0, self.d_pe, 2, device=device, dtype=torch.float32)
+                         * (-math.log(10000.0) / self.d_pe))
+        pe = torch.zeros(n, self.d_pe, device=device)
+        pe[:, 0::2], pe[:, 1::2] = torch.sin(pos * freq), torch.cos(pos * freq)
+        return pe
+
+    def weights(self, lengths: torch.Tensor, n: int) -> torch.Tensor:
+        """(B, n) weights of the sorted positions: a softmax over each row's first ``lengths`` positions."""
+        out = torch.zeros(len(lengths), n, device=lengths.device)
+        for length in torch.unique(lengths).tolist():
+            h, _ = self.gru(self._encoding(length, lengths.device).unsqueeze(0))
+            h = (h[..., : h.shape[-1] // 2] + h[..., h.shape[-1] // 2:]) / 2
+            w = torch.softmax(self.linear(h).squeeze(-1) / self.temperature, dim=-1)  # (1, length)
+            rows = lengths == length
+            out[rows, :length] = w.to(out.dtype)
+        return out
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        n = x.shape[1]
+        xm = x if mask is None else x.masked_fill(~mask.unsqueeze(-1), -1e4)
+        top = xm.sort(dim=1, descending=True).values
+        lengths = (torch.full((x.shape[0],), n, device=x.device) if mask is None else mask.sum(1)).long()
+        w = self.weights(lengths, n).to(x.dtype)
+        pooled = (w.unsqueeze(-1) * top.masked_fill(top <= -1e4, 0.0)).sum(1)
+        return top[:, 0] + self.mix * (pooled - top[:, 0])
+
+
+class AttentionPool(nn.Module):
+    """Global vector = projection of [attention pooling ; max pooling] over local features (``gpo``: the max
+    pooling half generalised, :class:`GPO`)."""
+
+    def __init__(self, dim: int, gpo: bool = False):
         super().__init__()
         self.score = nn.Linear(dim, 1)
         self.out = nn.Linear(2 * dim, dim)
+        self.gpo = built_quietly(GPO) if gpo else None
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         w = masked_softmax(self.score(x).squeeze(-1), mask)
         att = (w.unsqueeze(-1) * x).sum(1)
+        if self.gpo is not None:
+            return self.out(torch.cat([att, self.gpo(x, mask)], dim=-1))
         xm = x if mask is None else x.masked_fill(~mask.unsqueeze(-1), -1e4)
         return self.out(torch.cat([att, xm.max(1).values], dim=-1))
 

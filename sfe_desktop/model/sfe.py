@@ -55,8 +55,8 @@ class SFEModel(nn.Module):
                 p.requires_grad_(True)
         self.img_proj = nn.Linear(self.image.out_channels, d)
         self.txt_proj = nn.Linear(self.text.out_channels, d)
-        self.img_pool = AttentionPool(d)
-        self.txt_pool = AttentionPool(d)
+        self.img_pool = AttentionPool(d, gpo=cfg.pool == "gpo")
+        self.txt_pool = AttentionPool(d, gpo=cfg.pool == "gpo")
         if cfg.use_patch:
             self.concepts = ConceptGraph(cfg.n_concepts, self.text.out_channels, d)
             self.img_concept = ConceptCue(d)

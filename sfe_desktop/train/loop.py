@@ -49,6 +49,7 @@ class TrainConfig:
     localisation: float = 0.0       # weight of the mosaic localisation loss (needs mosaics)
     mosaic_batch: int = 32          # mosaics per training step
     init: str = ""                  # a checkpoint whose trained weights start the model (fine-tuning)
+    new_lr: float = 0.0             # learning rate of the parameters ``init`` lacks (a new module); 0: ``lr``
     views: tuple[str, ...] = ()     # augmented views of the training photos besides the photos ("flip", "crop")
     seed: int = 0
     patience: int = 3
@@ -133,6 +134,7 @@ class Trainer:
                                           requires_grad=cfg.learn_temperature)
         self.vocab, self.cap_concepts = init_concepts(self.model, train.captions)
         self.classes = init_bridge(self.model)
+        self.fresh: set[str] = set()  # parameters the init checkpoint lacked
         if cfg.init:
             self._start_from(Path(cfg.init))
         self.cap_img = np.asarray(train.caption_image)
@@ -152,17 +154,25 @@ class Trainer:
         if meta.get("concepts") != self.vocab:
             raise CheckpointError(f"{directory}: its concept vocabulary is not this training set's; cannot start from it")
         params = dict(self.model.named_parameters())
+        copied = set()
         with torch.no_grad():
             for name, value in start.named_parameters():
                 if name in params and params[name].shape == value.shape:
                     params[name].copy_(value)
+                    copied.add(name)
+        self.fresh = {n for n in params if n not in copied}
 
     def _optimizer(self):
         backbone = [p for n, p in self.model.named_parameters() if p.requires_grad and n.startswith(("image.", "text."))]
-        heads = [p for n, p in self.model.named_parameters() if p.requires_grad and not n.startswith(("image.", "text."))]
+        fresh = self.fresh if self.cfg.new_lr else set()
+        heads = [p for n, p in self.model.named_parameters()
+                 if p.requires_grad and not n.startswith(("image.", "text.")) and n not in fresh]
+        new = [p for n, p in self.model.named_parameters() if p.requires_grad and n in fresh]
         if self.cfg.learn_temperature:
             heads.append(self.log_tau)
         groups = [{"params": heads, "lr": self.cfg.lr}]
+        if new:
+            groups.append({"params": new, "lr": self.cfg.new_lr})
         if backbone:
             groups.append({"params": backbone, "lr": self.cfg.backbone_lr})
         return torch.optim.AdamW(groups, weight_decay=self.cfg.weight_decay, foreach=True)

@@ -122,3 +122,51 @@ def test_cache_adaptation_runs_frozen_blocks_as_at_inference():
     second = adapt_image_lower(backbone, cached[:2], low, batch_size=2)
     assert backbone.training  # the mode is restored
     np.testing.assert_array_equal(first[:2], second)
+
+
+def test_gpo_starts_as_max_pooling_and_ignores_padding():
+    """Generalised pooling: with its mix at 0 it is the max pooling it replaces (a fine-tuned model starts where it
+    was); its position weights sum to 1 over each row's valid positions; padded positions never count."""
+    from sfe_desktop.model.cues import AttentionPool
+
+    torch.manual_seed(0)
+    gpo, plain = AttentionPool(16, gpo=True), AttentionPool(16)
+    plain.load_state_dict({k: v for k, v in gpo.state_dict().items() if not k.startswith("gpo.")})
+    x = torch.randn(3, 7, 16)
+    mask = torch.tensor([[1] * 7, [1] * 4 + [0] * 3, [1] * 2 + [0] * 5]).bool()
+    assert torch.allclose(gpo(x, mask), plain(x, mask)) and torch.allclose(gpo(x), plain(x))
+    with torch.no_grad():
+        gpo.gpo.mix.fill_(1.0)
+    assert not torch.allclose(gpo(x, mask), plain(x, mask), atol=1e-3)  # the learnt weighting now counts
+    w = gpo.gpo.weights(mask.sum(1), 7)
+    assert torch.allclose(w.sum(1), torch.ones(3)) and bool((w[~mask] == 0).all()) and bool((w[mask] > 0).all())
+    noisy = x.masked_fill(~mask.unsqueeze(-1), 50.0)  # whatever sits in the padding
+    assert torch.allclose(gpo(noisy, mask), gpo(x, mask))
+    assert torch.allclose(gpo.gpo(x[1:2, :4]), gpo.gpo(x[1:2], mask[1:2]))  # a padded row pools as its valid part
+
+
+def test_cli_fine_tunes_into_gpo_pooling_with_its_own_learning_rate(synthetic, tmp_path):
+    """--pool gpo from a max-pooling checkpoint: the new pooling weights are the only fresh parameters, they learn
+    at --new-lr (the rest at --lr), and the checkpoint written loads with them."""
+    from sfe_desktop.model.checkpoint import load_checkpoint
+
+    path, root = synthetic
+    first, second = tmp_path / "first", tmp_path / "second"
+    common = ["--dataset", str(path), "--image-backbone", "tiny", "--batch-size", "16", "--no-cache"]
+    assert main(["train", *common, "--epochs", "1", "--out", str(first)]) == 0
+    train = load_karpathy(path, root / "images", "train")
+    val = load_karpathy(path, root / "images", "val")
+    cfg = TrainConfig(epochs=1, batch_size=16, lr=1e-5, new_lr=1e-2, init=str(first))
+    trainer = Trainer(ModelConfig.tiny(pool="gpo"), train, val, cfg, torch.device("cpu"), None, second,
+                      log_fn=lambda s: None)
+    assert trainer.fresh and all(".gpo." in n for n in trainer.fresh)
+    lr_of = {id(p): g["lr"] for g in trainer._optimizer().param_groups for p in g["params"]}
+    params = dict(trainer.model.named_parameters())
+    assert {lr_of[id(params[n])] for n in trainer.fresh} == {1e-2}
+    assert lr_of[id(params["img_pool.out.weight"])] == 1e-5
+    trainer.fit()
+    model, meta, _ = load_checkpoint(second)
+    assert model.cfg.pool == "gpo" and float(model.img_pool.gpo.mix.detach()) != 0.0  # it learnt to use the new pooling
+    assert main(["train", *common, "--epochs", "1", "--out", str(tmp_path / "third"), "--init", str(first),
+                 "--pool", "gpo", "--new-lr", "1e-2"]) == 0
+    assert json.loads((tmp_path / "third" / "config.json").read_text())["model"]["pool"] == "gpo"
