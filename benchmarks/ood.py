@@ -51,20 +51,31 @@ def main() -> None:
     from sfe_desktop.memory import tune_allocator
     from sfe_desktop.model.runtime import SFERuntime
     from sfe_desktop.train.evaluate import evaluate_encoded
-    from sfe_desktop.model.metrics import format_metrics
+    from sfe_desktop.model.metrics import format_metrics, paired
 
     tune_allocator()
     print(machine())
     t0 = time.time()
     rt = SFERuntime.load(args.checkpoint, "cpu")
     items, images, texts = encode_folder(rt, Path(args.data))
-    res = evaluate_encoded(rt.model, images, texts, np.arange(len(items)), args.rerank_k)
+    ranked: dict = {}
+    res = evaluate_encoded(rt.model, images, texts, np.arange(len(items)), args.rerank_k, ranks_out=ranked)
     res["pictures"], res["seconds"] = len(items), round(time.time() - t0, 1)
     print(f"{len(items)} pictures from {args.data}, checkpoint {rt.checkpoint_id}")
     for key, label in (("rerank", "as searched (fused, re-ranked)"), ("step1", "Step 1 (fused)"),
                        ("model", "trained model alone (Step 1)"), ("bridge", "label bridge alone (untrained)")):
         if key in res:
             print(f"  {label:34s} {format_metrics(res[key])}")
+    if "bridge" in ranked:  # is a difference from the bridge more than a few queries' luck?
+        print("  query by query against the bridge alone (queries found by each, found by one only, exact McNemar p):")
+        res["paired"] = {}
+        for key in ("rerank", "step1"):
+            for d, direction in enumerate(("i2t", "t2i")):
+                for k in (1, 10):
+                    c = paired(ranked[key][d], ranked["bridge"][d], k)
+                    res["paired"][f"{key}_{direction}_r{k}"] = c
+                    print(f"    {key:6s} {direction} R@{k:<2d} {c['a']:4d} vs {c['b']:4d}: {c['only_a']} only by the model,"
+                          f" {c['only_b']} only by the bridge, p = {c['p']:.2f}")
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1), encoding="utf-8")
 

@@ -1,6 +1,8 @@
 """Recall@K for image-text retrieval (Karpathy protocol, any number of captions per image)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 KEYS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "rsum")
@@ -47,6 +49,17 @@ def recall_both_ways(i2t: np.ndarray, t2i_transposed: np.ndarray, cap_img: np.nd
     merged.update({key: v for key, v in b.items() if key.startswith("t2i")})
     merged["rsum"] = sum(v for key, v in merged.items() if key != "rsum")
     return merged
+
+
+def paired(ranks_a: np.ndarray, ranks_b: np.ndarray, k: int) -> dict:
+    """Two rankings of the same queries compared query by query at R@``k`` (0-based ranks as :func:`ranks` gives
+    them): how many queries each finds that the other misses, and the exact two-sided McNemar p-value of that
+    split (the chance of one at least this uneven if either ranking were as likely to win a query)."""
+    a, b = np.asarray(ranks_a) < k, np.asarray(ranks_b) < k
+    only_a, only_b = int((a & ~b).sum()), int((b & ~a).sum())
+    n, low = only_a + only_b, min(only_a, only_b)
+    p = min(1.0, 2.0 * sum(math.comb(n, i) for i in range(low + 1)) / 2.0 ** n) if n else 1.0
+    return {"k": k, "a": int(a.sum()), "b": int(b.sum()), "only_a": only_a, "only_b": only_b, "p": p}
 
 
 def format_metrics(m: dict[str, float]) -> str:

@@ -18,7 +18,7 @@ from ..index.codec import patch_codec
 from ..model.features import ImageFeatures, TextFeatures, encode_dataset
 from ..model.ranking import FusedScoring, image_to_texts, rank, rerank_depth, text_to_images
 from ..model.sfe import SFEModel
-from ..model.metrics import recall, recall_both_ways
+from ..model.metrics import ranks, recall_both_ways
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
@@ -37,21 +37,23 @@ def rerank_matrices(model: SFEModel, images: ImageFeatures, texts: TextFeatures,
 
 
 def evaluate_encoded(model: SFEModel, images: ImageFeatures, texts: TextFeatures, cap_img,
-                     rerank_k: int | None = None, progress: Progress | None = None) -> dict:
+                     rerank_k: int | None = None, progress: Progress | None = None, ranks_out: dict | None = None
+                     ) -> dict:
     """Step-1 and re-ranked recall of encoded images and captions, ranked as a search ranks (the bridge fused in
     when the model has one); ``rerank_k`` defaults to the model's. With a bridge, ``model`` (the trained part's
-    Step 1 alone) and ``bridge`` (the bridge alone) are reported too."""
+    Step 1 alone) and ``bridge`` (the bridge alone) are reported too. ``ranks_out``: filled with each ranking's
+    per-query ranks (:func:`~sfe_desktop.model.metrics.ranks`: (i2t, t2i)) under the same keys."""
     cap_img = np.asarray(cap_img)
     scoring = FusedScoring.of(model, images, texts)
-    result = {"step1": recall_both_ways(scoring.i2t, scoring.t2i.T, cap_img)}
+    matrices = {"step1": (scoring.i2t, scoring.t2i.T)}
     if scoring.fusion is not None:
-        result["model"] = recall(images.global_ @ texts.global_.T, cap_img)
-        result["bridge"] = recall(images.bridge @ texts.bridge.T, cap_img)
+        matrices["model"] = (images.global_ @ texts.global_.T,) * 2
+        matrices["bridge"] = (images.bridge @ texts.bridge.T,) * 2
     k = rerank_depth(model.cfg, rerank_k)
-    if k:
-        result["rerank"] = recall_both_ways(*rerank_matrices(model, images, texts, scoring, k, progress), cap_img)
-    else:
-        result["rerank"] = dict(result["step1"])
+    matrices["rerank"] = rerank_matrices(model, images, texts, scoring, k, progress) if k else matrices["step1"]
+    result = {name: recall_both_ways(*m, cap_img) for name, m in matrices.items()}
+    if ranks_out is not None:
+        ranks_out.update({name: (ranks(m[0], cap_img)[0], ranks(m[1], cap_img)[1]) for name, m in matrices.items()})
     result["rerank_k"] = k
     return result
 

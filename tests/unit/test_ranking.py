@@ -66,3 +66,20 @@ def test_evaluate_ranks_the_collections_photos_as_search_text_does(photos, runti
         rank_of = [[h.path for h in hits].index(paths[cap_img[j]]) for j, hits in enumerate(searched)]
         for r in (1, 5, 10):
             assert result["rerank"][f"t2i_r{r}"] == pytest.approx(100 * np.mean(np.array(rank_of) < r))
+
+
+def test_paired_counts_the_queries_each_ranking_finds_and_tests_the_split():
+    from sfe_desktop.model.metrics import paired
+
+    a = np.array([0, 0, 3, 0, 7, 12, 0])  # 0-based ranks of the correct item, query by query
+    b = np.array([0, 5, 0, 9, 2, 0, 0])
+    c = paired(a, b, 1)
+    assert (c["a"], c["b"], c["only_a"], c["only_b"]) == (4, 4, 2, 2)
+    assert c["p"] == pytest.approx(1.0)  # 2 against 2: an even split
+    c = paired(a, b, 10)
+    assert (c["a"], c["b"], c["only_a"], c["only_b"]) == (6, 7, 0, 1) and c["p"] == pytest.approx(1.0)
+    c = paired(np.array([0, 0, 0, 0, 0, 9]), np.array([4, 4, 4, 4, 4, 0]), 1)  # 5 against 1
+    assert c["p"] == pytest.approx(2 * (1 + 6) / 2 ** 6)
+    many = paired(np.zeros(20), np.full(20, 5), 1)  # 20 to 0: far from chance
+    assert many["only_a"] == 20 and many["p"] == pytest.approx(2 / 2 ** 20)
+    assert paired(a, a, 1)["p"] == 1.0
