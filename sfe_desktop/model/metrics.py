@@ -30,25 +30,25 @@ def ranks(sims: np.ndarray, cap_img: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return i2t, t2i
 
 
-def recall(sims: np.ndarray, cap_img: np.ndarray) -> dict[str, float]:
-    """R@1/5/10 both ways and rSum, in percent."""
-    i2t, t2i = ranks(sims, cap_img)
+def recall_of_ranks(i2t: np.ndarray, t2i: np.ndarray) -> dict[str, float]:
+    """R@1/5/10 both ways and rSum, in percent, from per-query ranks as :func:`ranks` gives them."""
     out = {}
     for name, r in (("i2t", i2t), ("t2i", t2i)):
         for k in (1, 5, 10):
-            out[f"{name}_r{k}"] = float(100.0 * (r < k).mean())
+            out[f"{name}_r{k}"] = float(100.0 * (np.asarray(r) < k).mean())
     out["rsum"] = float(sum(out[k] for k in KEYS[:-1]))
     return out
+
+
+def recall(sims: np.ndarray, cap_img: np.ndarray) -> dict[str, float]:
+    """R@1/5/10 both ways and rSum, in percent."""
+    return recall_of_ranks(*ranks(sims, cap_img))
 
 
 def recall_both_ways(i2t: np.ndarray, t2i_transposed: np.ndarray, cap_img: np.ndarray) -> dict[str, float]:
     """Recall of image->text from the first (images x captions) matrix and of text->image from the second (the
     two directions of a search score differently: each side's queries have their own fusion weights)."""
-    a, b = recall(i2t, cap_img), recall(t2i_transposed, cap_img)
-    merged = {key: v for key, v in a.items() if key.startswith("i2t")}
-    merged.update({key: v for key, v in b.items() if key.startswith("t2i")})
-    merged["rsum"] = sum(v for key, v in merged.items() if key != "rsum")
-    return merged
+    return recall_of_ranks(ranks(i2t, cap_img)[0], ranks(t2i_transposed, cap_img)[1])
 
 
 def paired(ranks_a: np.ndarray, ranks_b: np.ndarray, k: int) -> dict:

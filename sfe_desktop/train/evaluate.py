@@ -18,7 +18,7 @@ from ..index.codec import patch_codec
 from ..model.features import ImageFeatures, TextFeatures, encode_dataset
 from ..model.ranking import FusedScoring, image_to_texts, rank, rerank_depth, text_to_images
 from ..model.sfe import SFEModel
-from ..model.metrics import ranks, recall_both_ways
+from ..model.metrics import ranks, recall_of_ranks
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
@@ -51,9 +51,10 @@ def evaluate_encoded(model: SFEModel, images: ImageFeatures, texts: TextFeatures
         matrices["bridge"] = (images.bridge @ texts.bridge.T,) * 2
     k = rerank_depth(model.cfg, rerank_k)
     matrices["rerank"] = rerank_matrices(model, images, texts, scoring, k, progress) if k else matrices["step1"]
-    result = {name: recall_both_ways(*m, cap_img) for name, m in matrices.items()}
+    per_query = {name: (ranks(m[0], cap_img)[0], ranks(m[1], cap_img)[1]) for name, m in matrices.items()}
+    result = {name: recall_of_ranks(*r) for name, r in per_query.items()}
     if ranks_out is not None:
-        ranks_out.update({name: (ranks(m[0], cap_img)[0], ranks(m[1], cap_img)[1]) for name, m in matrices.items()})
+        ranks_out.update(per_query)
     result["rerank_k"] = k
     return result
 
