@@ -1,7 +1,8 @@
 """Give a checkpoint trained without a label bridge one: the pretrained ImageNet classifier and the sentence
 model's class prompts (nothing trained), then the fusion and the match confidence calibrated on a validation
 split. The trained weights and the memory bank are copied unchanged. A checkpoint that has a bridge has its class
-prompts embedded again and is calibrated again (after a change of the bridge or calibration code). Usage:
+prompts embedded again and is calibrated again (after a change of the bridge or calibration code; ``--center``:
+its bridge centred from then on). Usage:
 
     python scripts/add_bridge.py --checkpoint resources/sfe-default --out runs/with-bridge \
         --dataset ../shared/data/flickr8k/dataset_flickr8k.json --split val [--cache-dir CACHE]
@@ -43,9 +44,14 @@ def main() -> int:
     p.add_argument("--split", default="val")
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--bridge-dim", type=int, default=192)
+    p.add_argument("--center", action="store_true", help="measure the bridge from its prompts' mean (an older "
+                   "checkpoint's bridge was not); the fusion and confidence are fitted again for it")
     a = p.parse_args()
     torch.set_grad_enabled(False)
     model, meta, corpus = load_checkpoint(a.checkpoint)
+    if a.center and model.cfg.bridge_dim:
+        model.cfg = model.cfg.replace(bridge_centered=True)
+        model.bridge.centered = True
     if not model.cfg.bridge_dim:
         model = with_bridge(model.eval(), a.bridge_dim)
         meta["classes"] = init_bridge(model)

@@ -20,6 +20,10 @@ import torch.nn.functional as F
 from torch import nn
 
 PROMPT = "a photo of a {}"
+# a bridge vector shorter than this before normalising is scaled by 1 / MIN_NORM instead of to unit length: once
+# centred, a photo whose class probabilities are (nearly) the prompts' average has no direction, and normalising
+# would turn rounding noise into one (real photos measured 0.07 and longer, Flickr8k val and Twemoji)
+MIN_NORM = 1e-2
 
 
 class LabelBridge(nn.Module):
@@ -34,11 +38,18 @@ class LabelBridge(nn.Module):
         The pretrained ImageNet classifier (``_fc``), applied to every patch.
     text_top
         The pretrained transformer layers above the text tower's split (empty when it is frozen whole).
+    centered
+        Measure both sides from the prompts' mean (in the basis) before the cosine. Every prompt shares "a photo
+        of a", so uncentred, a photo whose class probabilities are spread out (a texture, a drawing, anything
+        the classifier does not know) lies near that mean and has a high cosine with nearly every text: all of
+        a collection of such pictures then scores alike, high, for "a brick wall". Checkpoints built before
+        this option were uncentred and stay so.
     """
 
     def __init__(self, image_top: nn.Module, classifier: nn.Linear, text_top: nn.ModuleList, text_run,
-                 text_dim: int, dim: int):
+                 text_dim: int, dim: int, centered: bool = True):
         super().__init__()
+        self.centered = centered
         self.image_top = copy.deepcopy(image_top)
         self.classifier = copy.deepcopy(classifier)
         self.text_top = copy.deepcopy(text_top)
@@ -64,7 +75,7 @@ class LabelBridge(nn.Module):
         """(B, dim) bridge vectors: the photo's class probabilities (the classifier on the pooled grid, which is
         the mean of the patch logits) times the prompt embeddings, in the basis, L2-normalised."""
         probs = torch.softmax(logits.mean(1), dim=-1)
-        return F.normalize(probs @ self.prompts @ self.basis, dim=-1)
+        return F.normalize(self._from_center(probs @ self.prompts @ self.basis), dim=-1, eps=MIN_NORM)
 
     # ------------------------------------------------------------------------------------ texts
     def sentence(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -76,7 +87,13 @@ class LabelBridge(nn.Module):
 
     def text_vectors(self, sentences: torch.Tensor) -> torch.Tensor:
         """(B, dim) bridge vectors of texts: sentence embeddings in the basis, L2-normalised."""
-        return F.normalize(sentences @ self.basis, dim=-1)
+        return F.normalize(self._from_center(sentences @ self.basis), dim=-1, eps=MIN_NORM)
+
+    def _from_center(self, vectors: torch.Tensor) -> torch.Tensor:
+        """``vectors`` in the basis, less the prompts' mean when the bridge is :attr:`centered`."""
+        if not self.centered:
+            return vectors
+        return vectors - (self.prompts.mean(0) @ self.basis).to(vectors.dtype)
 
     # ------------------------------------------------------------------------------------ building
     @torch.no_grad()

@@ -9,7 +9,7 @@ from ..data.schema import Choice, Flag, Int, JSONObject, Spec, check_object
 
 SCHEMA_VERSION = 1  # of this dataclass; the checkpoint folder's layout has its own (model/checkpoint.py)
 # Settings added after checkpoints were first written, with the value that means "absent" in an older one.
-ADDED_LATER = {"bridge_dim": 0, "pool": "max"}
+ADDED_LATER = {"bridge_dim": 0, "pool": "max", "bridge_centered": False}
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,9 @@ class ModelConfig:
     bridge_dim
         Width of the label bridge's vectors (:mod:`sfe_desktop.model.bridge`: the pretrained ImageNet classifier's
         classes in MiniLM's sentence space, fused with the model's scores); 0: no bridge.
+    bridge_centered
+        Whether the bridge measures both sides from its class prompts' mean (:class:`~sfe_desktop.model.bridge.
+        LabelBridge`); older checkpoints were built without.
     """
 
     image_backbone: str = "lite2"
@@ -55,6 +58,7 @@ class ModelConfig:
     instance_top: int = 8
     rerank_k: int = 100
     bridge_dim: int = 192
+    bridge_centered: bool = True
     pool: str = "max"
     version: int = SCHEMA_VERSION
     extra: dict = field(default_factory=dict, compare=False, hash=False)
@@ -110,6 +114,7 @@ BOUNDS: dict[str, Spec] = {
     "instance_top": Int(1, 1024),
     "rerank_k": Int(0, 10_000),
     "bridge_dim": Int(0, 1024),             # 0: no label bridge; at most MiniLM's 384 in practice
+    "bridge_centered": Flag(),
     "pool": Choice(("max", "gpo")),
     "version": Int(1, SCHEMA_VERSION),
     "extra": JSONObject(max_depth=8),

@@ -73,7 +73,7 @@ class SFEModel(nn.Module):
             img, txt = self.image, self.text
             top = nn.Sequential(*img.blocks[img.split:], img.head) if img.n_upper_blocks else nn.Identity()
             self.bridge = LabelBridge(top, img.classifier, txt.layers[txt.split:], txt.run_top,
-                                      txt.out_channels, cfg.bridge_dim)
+                                      txt.out_channels, cfg.bridge_dim, cfg.bridge_centered)
         self.fusion: Fusion | None = None  # how Step 1/2 and the bridge mix (set by calibration or a checkpoint)
         self.confidence: Confidence | None = None  # P(true match) of a result (likewise)
         self.register_buffer("mem_img", torch.zeros(0, d))

@@ -261,8 +261,9 @@ def test_kill_9_during_index_runs_loses_nothing(photos, runtime, tmp_path):
         col.index()
     kept, fresh = searchable(photos, runtime), searchable(photos, runtime, index_dir=tmp_path / "fresh")
     assert sorted(kept) == sorted(fresh)   # the same photos, each with its own vector (encoded in another process:
-    for path, vector in fresh.items():     # equal up to float rounding of its thread count)
-        np.testing.assert_allclose(kept[path], vector, rtol=0, atol=1e-6)
+    for path, vector in fresh.items():     # equal up to float rounding of its thread count, which the centred
+        # bridge's normalisation magnifies by up to 1 / 0.03 for the tiny model's nearly flat class probabilities)
+        np.testing.assert_allclose(kept[path], vector, rtol=0, atol=1e-5)
 
 
 def test_damage_only_the_full_check_sees_is_found_at_the_start_of_a_run(photos, runtime, monkeypatch):

@@ -271,3 +271,36 @@ def test_class_prompts_are_embedded_as_at_inference_whatever_the_models_mode():
     model.eval()
     init_bridge(model)
     torch.testing.assert_close(model.bridge.prompts, first)
+
+
+def test_a_centred_bridge_gives_a_photo_the_classifier_cannot_place_no_pull_towards_every_text():
+    """Every class prompt shares "a photo of a": uncentred, a photo whose class probabilities are spread out lies
+    near the prompts' mean and scores high with any text. Centred, its cosines with the texts average about 0 (only
+    its slight leanings count), while a photo of one class still scores highest with that class's prompt. A checkpoint written before the option reads as
+    uncentred."""
+    from sfe_desktop.model.bridge import PROMPT
+    from sfe_desktop.model.build import init_bridge
+    from sfe_desktop.model.sfe import SFEModel
+
+    torch.manual_seed(0)
+    model = SFEModel(ModelConfig.tiny(), pretrained=False).eval()
+    names = init_bridge(model)
+    bridge = model.bridge
+    assert bridge.centered and model.cfg.bridge_centered
+    enc = model.text.tokenize([PROMPT.format(n) for n in names] + ["a red ball on the grass", "qwerty zxcv"])
+    with torch.no_grad():
+        texts = bridge.text_vectors(bridge.sentence(model.text.lower(enc["input_ids"], enc["attention_mask"]),
+                                                    enc["attention_mask"]))
+        flat = 0.1 * torch.randn(1, 4, len(names))  # (photo, patches, classes): no class stands out
+        sharp = flat.clone()
+        sharp[..., 3] = 12.0  # one class dominates every patch
+        centred = bridge.image_vectors(torch.cat([flat, sharp]))
+        bridge.centered = False
+        plain = bridge.image_vectors(torch.cat([flat, sharp]))
+        plain_texts = bridge.text_vectors(bridge.sentence(model.text.lower(enc["input_ids"], enc["attention_mask"]),
+                                                          enc["attention_mask"]))
+    assert float((plain[0] @ plain_texts.T).min()) > 0.5  # uncentred: the vague photo is close to every text
+    assert abs(float((centred[0] @ texts.T).mean())) < 0.15  # centred: no pull towards texts in general
+    assert int((centred[1] @ texts[: len(names)].T).argmax()) == 3  # a clear photo still names its class
+    old = ModelConfig.from_dict({k: v for k, v in ModelConfig.tiny().to_dict().items() if k != "bridge_centered"})
+    assert old.bridge_centered is False and SFEModel(old, pretrained=False).bridge.centered is False
