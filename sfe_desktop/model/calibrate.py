@@ -96,13 +96,15 @@ def fit_fusion(model: SFEModel, images: ImageFeatures, texts: TextFeatures, samp
 
 
 KEEP_WEIGHTS = tuple(np.round(np.arange(0.0, 1.51, 0.25), 2))  # the shares of Step 1 calibration chooses from
+STEP2_FLOORS = (0.1, 0.15, 0.2, 0.25, 0.3)  # the in-domain bridge weights in Step 2 it chooses from
 KEEP_HEAD = 20  # Step-1 candidates re-scored per val query while choosing (the shipped depth gave the same choice)
 
 
 def fit_keep(model: SFEModel, fusion: Fusion, images: ImageFeatures, texts: TextFeatures, cap_img) -> Fusion:
-    """``fusion`` with the share of the fused Step-1 score that a re-scored candidate keeps (``step1_keep``): the
-    one of :data:`KEEP_WEIGHTS` that gives the best re-ranked rSum on a val split, both ways, each query's Step-1
-    top :data:`KEEP_HEAD` re-scored (the smallest on ties). Step 2 runs once; each share only re-weighs."""
+    """``fusion`` with the share of the fused Step-1 score that a re-scored candidate keeps (``step1_keep``) and
+    the bridge's in-domain weight in Step 2 (``step2_floor``): the pair of :data:`KEEP_WEIGHTS` and
+    :data:`STEP2_FLOORS` that gives the best re-ranked rSum on a val split, both ways, each query's Step-1 top
+    :data:`KEEP_HEAD` re-scored (the smallest on ties, share first). Step 2 runs once; each pair only re-weighs."""
     from .ranking import FusedScoring, image_to_texts, rank, text_to_images
 
     saved = model.fusion
@@ -119,13 +121,14 @@ def fit_keep(model: SFEModel, fusion: Fusion, images: ImageFeatures, texts: Text
         return lambda q, c: memo[name] if name in memo else memo.setdefault(name, scorer(q, c))
 
     i2t_s2, t2i_s2 = once("i2t", image_to_texts(model, images, texts)), once("t2i", text_to_images(model, texts, images))
-    cap_img, best = np.asarray(cap_img), (-1.0, 0.0)
+    cap_img, best = np.asarray(cap_img), (-1.0, 0.0, 0.0)
     for keep in KEEP_WEIGHTS:
-        sc = replace(scoring, fusion=replace(fusion, step1_keep=float(keep)))
-        i2t = rank(sc.i2t, sc.rescore_i2t(i2t_s2), KEEP_HEAD).ranking_key()
-        t2i = rank(sc.t2i, sc.rescore_t2i(t2i_s2), KEEP_HEAD).ranking_key()
-        best = max(best, (recall_both_ways(i2t, t2i.T, cap_img)["rsum"], -float(keep)))
-    return replace(fusion, step1_keep=-best[1])
+        for floor in STEP2_FLOORS:
+            sc = replace(scoring, fusion=replace(fusion, step1_keep=float(keep), step2_floor=float(floor)))
+            i2t = rank(sc.i2t, sc.rescore_i2t(i2t_s2), KEEP_HEAD).ranking_key()
+            t2i = rank(sc.t2i, sc.rescore_t2i(t2i_s2), KEEP_HEAD).ranking_key()
+            best = max(best, (recall_both_ways(i2t, t2i.T, cap_img)["rsum"], -float(keep), -float(floor)))
+    return replace(fusion, step1_keep=-best[1], step2_floor=-best[2])
 
 
 @torch.enable_grad()  # callers may run under no_grad

@@ -64,6 +64,7 @@ class Fusion(_Numbers):
     hub_floor_image: float = -1.0  # the least hubness a photo candidate counts with (-1: no floor, older checkpoints)
     hub_floor_text: float = -1.0   # the same for a caption candidate
     step1_keep: float = 0.0  # how much of its fused Step-1 score a candidate that Step 2 re-scores keeps (0: none)
+    step2_floor: float = -1.0  # the bridge's weight for in-domain queries in a fused Step-2 score (-1: ``floor``)
     # random in-domain pairs, for standardise(): the means of the Step-1 cosine and the bridge's cosine (each in
     # units of its spread), their correlation, and the mean and spread of photo and caption candidates' hubness
     # (units of sigma_step1); null_pairs 0: not fitted (older checkpoints), scores are not standardised
@@ -104,6 +105,13 @@ class Fusion(_Numbers):
             nov = np.maximum(nov, self.novelty(np.median(nearest_candidates), "image"))
         return self.weight(nov)
 
+    def step2_weights(self, weights) -> np.ndarray:
+        """The bridge's weights in a fused Step-2 score for queries whose Step-1 bridge weights are ``weights``: the
+        same growth with novelty from ``step2_floor`` (Step 2 reads the bridge beside a score of its own, and
+        calibration chooses how much it leans on it in domain)."""
+        weights = np.asarray(weights, np.float64)
+        return weights if self.step2_floor < 0 else weights - self.floor + self.step2_floor
+
     def hub_weights(self, weights) -> np.ndarray:
         """The hub weight for queries whose bridge weights are ``weights``: ``hub_weight`` for an in-domain query,
         fading to 0 as the query grows novel (the bank of likely queries is Flickr8k's; a novel query is not one
@@ -137,13 +145,14 @@ class Fusion(_Numbers):
         w = np.asarray(weights, np.float64)
         hub, hub_sd = ((self.null_hub_image, self.null_hub_sd_image) if kind == "image"
                        else (self.null_hub_text, self.null_hub_sd_text))
-        # the score is c2 * Step 2 + c1 * Step 1 (each in its units) + g * (w * bridge - alpha * hubness)
+        # the score is c2 * Step 2 + c1 * Step 1 (each in its units) + wb * bridge - g * alpha * hubness
         c2, c1 = (0.0, 1.0) if step == 1 else (1.0, self.step1_keep)
         g = c1 + c2
+        wb = c1 * w + c2 * self.step2_weights(w)
         alpha = self.hub_weights(w)
-        mean = c2 * self.null_step2 + c1 * self.null_step1 + g * (w * self.null_bridge - alpha * hub)
-        var = (c2 * c2 + c1 * c1 + 2 * c1 * c2 * self.null_rho12 + (g * w) ** 2
-               + 2 * g * w * (c2 * self.null_rho2 + c1 * self.null_rho) + (g * alpha * hub_sd) ** 2)
+        mean = c2 * self.null_step2 + c1 * self.null_step1 + wb * self.null_bridge - g * alpha * hub
+        var = (c2 * c2 + c1 * c1 + 2 * c1 * c2 * self.null_rho12 + wb ** 2
+               + 2 * wb * (c2 * self.null_rho2 + c1 * self.null_rho) + (g * alpha * hub_sd) ** 2)
         return (scores - mean) / np.sqrt(var)
 
     def step1(self, queries, candidates, weights) -> np.ndarray:
@@ -153,14 +162,14 @@ class Fusion(_Numbers):
 
     def step2(self, step2: np.ndarray, bridge_cos: np.ndarray | None, weights, hub: np.ndarray | None = None,
               step1: np.ndarray | None = None) -> np.ndarray:
-        """Fused Step-2 scores of pairs (any shape): as :meth:`step1`, ``weights`` broadcast against them, the
-        candidates' ``hub`` (None: not known) weighed as in Step 1, plus ``step1_keep`` times the pairs' fused
+        """Fused Step-2 scores of pairs (any shape): as :meth:`step1` (the bridge weighed by :meth:`step2_weights`),
+        ``weights`` broadcast against them, the candidates' ``hub`` (None: not known) weighed as in Step 1, plus ``step1_keep`` times the pairs' fused
         Step-1 scores ``step1`` (as :meth:`step1` gives them; None: not added)."""
         out = np.asarray(step2, np.float64) / self.sigma_step2
         if step1 is not None and self.step1_keep:
             out = out + self.step1_keep * np.asarray(step1, np.float64)
         if bridge_cos is not None:
-            out = out + np.asarray(weights, np.float64) * np.asarray(bridge_cos) / self.sigma_bridge
+            out = out + self.step2_weights(weights) * np.asarray(bridge_cos) / self.sigma_bridge
         if hub is not None and self.hub_weight:
             out = out - self.hub_weights(weights) * np.asarray(hub, np.float64) / self.sigma_step1
         return out

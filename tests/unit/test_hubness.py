@@ -177,12 +177,13 @@ def test_step2_scores_are_standardised_with_their_own_null():
                null_step1=2.0, null_rho=float(np.corrcoef(s1, sb)[0, 1]), null_bridge=2.0,
                null_step2=3.0, null_rho2=float(np.corrcoef(s2, sb)[0, 1]), null_rho12=float(np.corrcoef(s1, s2)[0, 1]),
                null_hub_image=float(hub.mean() / 0.05), null_hub_sd_image=float(hub.std() / 0.05))
-    for keep in (0.0, 0.75):
-        fk = replace(f, step1_keep=keep)
+    for keep, floor2 in ((0.0, -1.0), (0.75, -1.0), (0.25, 0.3)):  # floor2 -1: the bridge weighs as in Step 1
+        fk = replace(f, step1_keep=keep, step2_floor=floor2)
         for w in (0.1, 3.1):
+            w2 = w if floor2 < 0 else w - f.floor + floor2
             fused1 = s1 / 0.05 + w * sb / 0.1 - f.hub_weights(w) * hub / 0.05
             fused2 = fk.step2(s2, sb, w, hub, fused1)
-            np.testing.assert_allclose(fused2, s2 / 0.2 + w * sb / 0.1 - f.hub_weights(w) * hub / 0.05 + keep * fused1)
+            np.testing.assert_allclose(fused2, s2 / 0.2 + w2 * sb / 0.1 - f.hub_weights(w) * hub / 0.05 + keep * fused1)
             z = fk.standardise(fused2, w, "image", step=2)
-            assert abs(z.mean()) < 0.02 and abs(z.std() - 1) < 0.02, (keep, w, z.mean(), z.std())
+            assert abs(z.mean()) < 0.02 and abs(z.std() - 1) < 0.02, (keep, floor2, w, z.mean(), z.std())
     assert abs(f.standardise(f.step2(s2, sb, 0.1, hub), 0.1, "image").mean()) > 0.5  # the Step-1 null does not fit

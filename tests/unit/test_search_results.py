@@ -198,9 +198,10 @@ def test_a_rescored_result_keeps_the_fusions_share_of_its_step1_score(col, photo
     with a large share the re-scored order is the Step-1 order, and the score grows by the share's part."""
     from dataclasses import replace
 
-    from sfe_desktop.model.calibrate import KEEP_WEIGHTS
+    from sfe_desktop.model.calibrate import KEEP_WEIGHTS, STEP2_FLOORS
 
     assert runtime.fusion.step1_keep in KEEP_WEIGHTS  # chosen when the tiny model was calibrated
+    assert runtime.fusion.step2_floor in STEP2_FLOORS  # chosen with it
 
     def search(keep):
         monkeypatch.setattr(runtime.model, "fusion", replace(runtime.fusion, step1_keep=keep))
