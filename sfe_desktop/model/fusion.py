@@ -163,8 +163,9 @@ class Fusion(_Numbers):
     def step2(self, step2: np.ndarray, bridge_cos: np.ndarray | None, weights, hub: np.ndarray | None = None,
               step1: np.ndarray | None = None) -> np.ndarray:
         """Fused Step-2 scores of pairs (any shape): as :meth:`step1` (the bridge weighed by :meth:`step2_weights`),
-        ``weights`` broadcast against them, the candidates' ``hub`` (None: not known) weighed as in Step 1, plus ``step1_keep`` times the pairs' fused
-        Step-1 scores ``step1`` (as :meth:`step1` gives them; None: not added)."""
+        ``weights`` broadcast against them, the candidates' ``hub`` (None: not known) weighed as in Step 1, plus
+        ``step1_keep`` times the pairs' fused Step-1 scores ``step1`` (as :meth:`step1` gives them; None: not
+        added)."""
         out = np.asarray(step2, np.float64) / self.sigma_step2
         if step1 is not None and self.step1_keep:
             out = out + self.step1_keep * np.asarray(step1, np.float64)
