@@ -7,7 +7,6 @@ random transformer with a hashing tokenizer for tests.  Nothing is ever download
 """
 from __future__ import annotations
 
-import logging
 import os
 import re
 import zlib
@@ -16,8 +15,8 @@ import torch
 from torch import nn
 
 from ..errors import BackboneMissingError
+from . import fused
 
-log = logging.getLogger(__name__)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -86,35 +85,16 @@ class ImageBackbone(nn.Module):
         return len(self.blocks) - self.n_upper_blocks
 
     def lower(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type == "cpu" and not self.training and not torch.is_grad_enabled():
-            fused = self._fused()
-            if fused is not None:  # inference on the CPU: batch norms folded, channels-last (model/fused.py)
-                return fused(x.contiguous(memory_format=torch.channels_last)).contiguous()
-        return self.run_blocks(self.stem(x), 0)
-
-    def _fused(self) -> nn.Module | None:
-        """The fused float copy of the lower part, made on first use after the weights or the mode last changed;
-        None where it cannot be made (with a log line) or ``SFE_FUSED=0``."""
-        from . import fused
-
-        cache = self.__dict__.get("_fused_lower")  # kept out of the module tree: not in the state dict
-        if cache is None:
-            try:
-                cache = (fused.plain_lower(self),) if fused.wanted() else (None,)
-            except fused.Unsupported as exc:
-                log.info("image backbone %s: the fused CPU path is not available (%s); using its own modules",
-                         self.name, exc)
-                cache = (None,)
-            self.__dict__["_fused_lower"] = cache
-        return cache[0]
+        # inference on the CPU: a fused copy (batch norms folded; ONNX Runtime where installed)
+        return fused.run(self, "lower", lambda: fused.plain_lower(self), x, lambda h: self.run_blocks(self.stem(h), 0))
 
     def train(self, mode: bool = True):
-        if mode:  # training may change the weights: the copy is made again when next needed
-            self.__dict__.pop("_fused_lower", None)
+        if mode:  # training may change the weights: the copies are made again when next needed
+            fused.forget(self)
         return super().train(mode)
 
     def _load_from_state_dict(self, *args, **kwargs):
-        self.__dict__.pop("_fused_lower", None)
+        fused.forget(self)
         return super()._load_from_state_dict(*args, **kwargs)
 
     def run_blocks(self, h: torch.Tensor, start: int) -> torch.Tensor:
@@ -126,6 +106,10 @@ class ImageBackbone(nn.Module):
     def upper(self, h: torch.Tensor) -> torch.Tensor:
         if self.n_upper_blocks == 0:
             return h
+        return fused.run(self, "upper", lambda: fused.plain_top([*self.blocks[self.split:], self.head]), h,
+                         self._run_upper)
+
+    def _run_upper(self, h: torch.Tensor) -> torch.Tensor:
         for block in self.blocks[self.split:]:
             h = block(h)
         return self.head(h)

@@ -15,9 +15,12 @@ How the bridge's scores are fused with the model's: :mod:`sfe_desktop.model.fusi
 from __future__ import annotations
 
 import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from . import fused
 
 PROMPT = "a photo of a {}"
 # a bridge vector shorter than this before normalising is scaled by 1 / MIN_NORM instead of to unit length: once
@@ -68,13 +71,28 @@ class LabelBridge(nn.Module):
     # ------------------------------------------------------------------------------------ images
     def patch_logits(self, lower: torch.Tensor) -> torch.Tensor:
         """(B, N, classes) pretrained ImageNet logits of every patch, from the image tower's lower output."""
-        grid = self.image_top(lower)
+        grid = self._image_top(lower)
         return self.classifier(grid.flatten(2).transpose(1, 2))
 
+    def pooled_logits(self, lower: torch.Tensor) -> torch.Tensor:
+        """(B, classes) the classifier on each photo's pooled grid: the mean of :meth:`patch_logits` over the
+        patches (the classifier is linear), for a fraction of the work when the patches' own logits are not needed."""
+        return self.classifier(self._image_top(lower).mean((2, 3)))
+
+    def _image_top(self, lower: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.image_top, nn.Identity):
+            return lower
+        # inference on the CPU: a fused copy (batch norms folded; ONNX Runtime where installed)
+        return fused.run(self, "image_top", lambda: fused.plain_top(self.image_top), lower, self.image_top)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        fused.forget(self)
+        return super()._load_from_state_dict(*args, **kwargs)
+
     def image_vectors(self, logits: torch.Tensor) -> torch.Tensor:
-        """(B, dim) bridge vectors: the photo's class probabilities (the classifier on the pooled grid, which is
-        the mean of the patch logits) times the prompt embeddings, in the basis, L2-normalised."""
-        probs = torch.softmax(logits.mean(1), dim=-1)
+        """(B, dim) bridge vectors from the photos' pooled logits (B, classes) (:meth:`pooled_logits`): their class
+        probabilities times the prompt embeddings, in the basis, L2-normalised."""
+        probs = torch.softmax(logits, dim=-1)
         return F.normalize(self._from_center(probs @ self.prompts @ self.basis), dim=-1, eps=MIN_NORM)
 
     # ------------------------------------------------------------------------------------ texts

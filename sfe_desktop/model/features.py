@@ -143,10 +143,13 @@ def encode_images_lower(model: SFEModel, lower, batch_size: int = 256, enhanced:
             vecs.append(model.image_global(local).vec.float().cpu())
             patches.append(local.feats.half().cpu())
             if model.cfg.bridge_dim:
-                patch_logits = model.bridge.patch_logits(x)
-                bridge.append(model.bridge.image_vectors(patch_logits).float().cpu())
                 if logits:
+                    patch_logits = model.bridge.patch_logits(x)
                     class_logits.append(patch_logits.half().cpu())
+                    pooled = patch_logits.mean(1)
+                else:
+                    pooled = model.bridge.pooled_logits(x)
+                bridge.append(model.bridge.image_vectors(pooled).float().cpu())
         else:
             vecs.append(F.normalize(model.img_pool(local.feats), dim=-1).float().cpu())
     dim = model.cfg.dim

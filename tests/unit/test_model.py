@@ -291,9 +291,9 @@ def test_a_centred_bridge_gives_a_photo_the_classifier_cannot_place_no_pull_towa
     with torch.no_grad():
         texts = bridge.text_vectors(bridge.sentence(model.text.lower(enc["input_ids"], enc["attention_mask"]),
                                                     enc["attention_mask"]))
-        flat = 0.1 * torch.randn(1, 4, len(names))  # (photo, patches, classes): no class stands out
+        flat = 0.1 * torch.randn(1, len(names))  # (photo, classes) pooled logits: no class stands out
         sharp = flat.clone()
-        sharp[..., 3] = 12.0  # one class dominates every patch
+        sharp[..., 3] = 12.0  # one class dominates
         centred = bridge.image_vectors(torch.cat([flat, sharp]))
         bridge.centered = False
         plain = bridge.image_vectors(torch.cat([flat, sharp]))
