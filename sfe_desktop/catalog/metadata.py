@@ -10,6 +10,11 @@ from PIL import Image
 
 from ..data.images import open_image_file
 
+# Pillow's warnings about odd metadata (corrupt EXIF and the like) are no concern of the user's: metadata is optional,
+# and a photo that cannot be decoded gets its own one-line error. Set once here rather than per call, because
+# ``warnings.catch_warnings`` swaps the process-wide filters and is not thread-safe (probe runs in decode threads).
+warnings.filterwarnings("ignore", module=r"PIL\.")
+
 _EXIF_IFD = 0x8769
 _DATETIME_ORIGINAL, _DATETIME_DIGITIZED, _DATETIME, _ORIENTATION = 36867, 36868, 306, 274
 # EXIF writes "YYYY:MM:DD HH:MM:SS"; some tools use "-" in the date or "T" between date and time
@@ -39,8 +44,7 @@ def exif_date(value) -> str | None:
 def probe(path: str) -> tuple[int | None, int | None, str | None]:
     """(width, height, date taken as ISO text) of ``path``; ``None`` where unknown. Never raises."""
     try:
-        with open_image_file(path) as f, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with open_image_file(path) as f:
             with Image.open(f) as im:
                 w, h = im.size
                 exif = im.getexif()

@@ -27,6 +27,10 @@ except ImportError:  # pragma: no cover - depends on the machine
     pass
 
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+# Pillow warns of an image over that size, then :func:`load_image` refuses it with its own one-line error. Set once
+# here rather than per decode: ``warnings.catch_warnings`` swaps the process-wide filters and is not thread-safe, so
+# the decode threads of an index run, each saving and restoring them, undid filters that other threads had set.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -75,8 +79,7 @@ def load_image(path: str | Path, min_side: int = 512) -> Image.Image:
     """
     path = Path(path)
     try:
-        with open_image_file(path) as f, warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with open_image_file(path) as f:
             with Image.open(f) as im:
                 if im.width * im.height > MAX_PIXELS:
                     raise ImageReadError(f"{path.name}: {im.width}x{im.height} pixels is too large (decompression bomb)")
@@ -88,7 +91,7 @@ def load_image(path: str | Path, min_side: int = 512) -> Image.Image:
                 return to_rgb(ImageOps.exif_transpose(im))
     except ImageReadError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
         raise ImageReadError(f"{path.name}: decompression bomb refused") from exc
     except Image.UnidentifiedImageError as exc:  # its text names the open file object, not the photo
         raise ImageReadError(f"{path.name}: cannot decode (not an image format this app reads)") from exc
