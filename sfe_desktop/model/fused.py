@@ -212,7 +212,6 @@ class OrtRunner:
                 warnings.simplefilter("ignore")
                 torch.onnx.export(self.net, (torch.zeros(1, *shape),), buf, input_names=["x"], output_names=["y"],
                                   dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, opset_version=17,
-                                  do_constant_folding=False,  # ONNX Runtime folds; this pass only warned
                                   dynamo=False)
             return buf.getvalue()
         except Exception as exc:  # ImportError (not installed) or an export the installed versions refuse
